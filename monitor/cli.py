@@ -1,0 +1,399 @@
+"""The `monitor` command. Each command calls one library function; a MonitorError becomes a
+clean message on stderr and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from monitor import __version__
+from monitor.config import Settings, load_settings
+from monitor.errors import ConfigError, MonitorError, RuleError
+from monitor.models import Item
+
+log = logging.getLogger("monitor")
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def setup_logging(level: str, fmt: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+def clean_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn our errors into a message and exit status: 2 for config/rules, 1 otherwise."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except RuleError as exc:
+            for problem in exc.problems:
+                click.echo(problem, err=True)
+            click.echo(f"{len(exc.problems)} problem(s) in rule files", err=True)
+            sys.exit(2)
+        except ConfigError as exc:
+            click.echo(f"config error: {exc}", err=True)
+            sys.exit(2)
+        except MonitorError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+def _settings(ctx: click.Context) -> Settings:
+    return load_settings(ctx.obj["config"])
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "-c",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Config file (default: $MONITOR_CONFIG or ./monitor.toml).",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+)
+@click.option(
+    "--log-format",
+    default="text",
+    show_default=True,
+    type=click.Choice(["text", "json"]),
+    help="json: one object per line, for log shippers.",
+)
+@click.version_option(__version__, prog_name="news-monitor")
+@click.pass_context
+def main(ctx: click.Context, config: str | None, log_level: str, log_format: str) -> None:
+    """Watch news feeds and websites, match items against your rules, send email digests."""
+    ctx.ensure_object(dict)
+    ctx.obj["config"] = config
+    setup_logging(log_level, log_format)
+
+
+@main.command()
+@click.option(
+    "--tick", default=30, show_default=True, help="Seconds between checks for due sources."
+)
+@click.pass_context
+@clean_errors
+def run(ctx: click.Context, tick: int) -> None:
+    """Run the service: poll each source at its interval, send digests on their schedules."""
+    from monitor.scheduler import Daemon
+
+    Daemon(_settings(ctx), tick_seconds=tick).run_forever()
+
+
+@main.command()
+@click.option("--source", "-s", "names", multiple=True, help="Only this source (repeatable).")
+@click.pass_context
+@clean_errors
+def once(ctx: click.Context, names: tuple[str, ...]) -> None:
+    """Poll every source now, whatever its schedule, and store new items and hits."""
+    from monitor.match import RuleWatcher
+    from monitor.pipeline import poll
+    from monitor.store import Store
+
+    settings = _settings(ctx)
+    sources = [settings.source(n) for n in names] if names else list(settings.sources)
+    watcher = RuleWatcher(settings.rules)
+    store = Store(settings.database)
+    try:
+        reports = poll(settings, store, watcher.engine, sources)
+    finally:
+        store.close()
+    _print_reports(reports)
+    if reports and all(r.error for r in reports):
+        sys.exit(1)
+
+
+def _print_reports(reports: list[Any]) -> None:
+    for r in reports:
+        if r.error:
+            click.echo(f"  ✗ {r.name}: {r.error}")
+        else:
+            click.echo(
+                f"  ✓ {r.name}: HTTP {r.status}, {r.parsed} parsed, {r.new} new, "
+                f"{r.seen} already seen, {r.hits} hits"
+            )
+    click.echo(
+        f"{sum(r.new for r in reports)} new items, {sum(r.hits for r in reports)} hits, "
+        f"{sum(1 for r in reports if r.error)} failed sources"
+    )
+
+
+@main.command()
+@click.option("--dry-run", is_flag=True, help="Print the digests; send and record nothing.")
+@click.option(
+    "--preview",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write the first digest's HTML to this file.",
+)
+@click.option("--name", "names", multiple=True, help="Only this digest (repeatable).")
+@click.pass_context
+@clean_errors
+def digest(ctx: click.Context, dry_run: bool, preview: str | None, names: tuple[str, ...]) -> None:
+    """Send the digests now: every hit not yet delivered to that digest."""
+    from monitor.deliver import send_digests
+    from monitor.digest import prepare
+    from monitor.match import RuleWatcher
+    from monitor.store import Store
+
+    settings = _settings(ctx)
+    if not settings.digests:
+        raise ConfigError(f"{settings.path}: digests: none configured (add a [[digests]] table)")
+    ruleset = RuleWatcher(settings.rules).ruleset
+    store = Store(settings.database)
+    try:
+        if dry_run:
+            built = prepare(settings, store, ruleset, list(names) or None)
+            for message in built:
+                click.echo(f"To: {', '.join(message.digest.settings.to)}")
+                click.echo(f"Subject: {message.digest.subject}\n")
+                click.echo(message.text)
+        else:
+            built = send_digests(settings, store, ruleset, list(names) or None)
+            for message in built:
+                click.echo(f"{message.digest.settings.name}: {message.digest.subject}")
+    finally:
+        store.close()
+    if preview and built:
+        Path(preview).write_text(built[0].html, encoding="utf-8")
+        click.echo(f"HTML preview written to {preview}")
+    if not built:
+        click.echo("nothing new to send")
+
+
+@main.command()
+@click.option(
+    "--dir",
+    "folder",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where to put the demo database and outbox (default: a new temp folder).",
+)
+@click.option(
+    "--rules",
+    type=click.Path(exists=True),
+    default=None,
+    help="Rules to use (default: the configured rules, else ./rules).",
+)
+@click.pass_context
+@clean_errors
+def demo(ctx: click.Context, folder: str | None, rules: str | None) -> None:
+    """See the whole flow offline: sample feeds → database → digest in an outbox folder."""
+    from monitor.demo import run_demo
+
+    rules_path = Path(rules) if rules else _default_rules(ctx)
+    target = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="monitor-demo-"))
+    result = run_demo(target, rules_path)
+    click.echo(f"Polled {len(result.reports)} sample sources served on 127.0.0.1:")
+    _print_reports(result.reports)
+    click.echo(f"\nDatabase:  {result.database}")
+    for message in result.messages:
+        click.echo(f"Digest:    {message.digest.subject}")
+    eml = sorted(result.outbox.glob("*.eml"))
+    click.echo(f"Outbox:    {result.outbox} ({len(eml)} message(s))")
+    if eml:
+        click.echo(f"Message:   {eml[-1]}")
+    if result.preview:
+        click.echo(f"Preview:   {result.preview}  (open it in a browser)")
+    click.echo(f"\nExplore:   monitor --config {result.config} search kosovo")
+    click.echo(f"           monitor --config {result.config} sources")
+
+
+def _default_rules(ctx: click.Context) -> Path:
+    try:
+        return _settings(ctx).rules
+    except ConfigError:
+        return Path("rules")
+
+
+@main.command()
+@click.argument("query")
+@click.option("--limit", default=20, show_default=True)
+@click.pass_context
+@clean_errors
+def search(ctx: click.Context, query: str, limit: int) -> None:
+    """Full-text search of stored items (every word must occur)."""
+    from monitor.store import Store
+
+    store = Store(_settings(ctx).database)
+    try:
+        rows = store.search(query, limit)
+    finally:
+        store.close()
+    for row in rows:
+        click.echo(f"{(row['published'] or '')[:10]:10}  {row['source']}: {row['title']}")
+        click.echo(f"            {row['snippet']}")
+        if row["url"]:
+            click.echo(f"            {row['url']}")
+    click.echo(f"{len(rows)} result(s)")
+
+
+@main.command()
+@click.pass_context
+@clean_errors
+def sources(ctx: click.Context) -> None:
+    """Table of sources and their last fetch state (failing sources first)."""
+    from monitor.store import Store
+
+    settings = _settings(ctx)
+    store = Store(settings.database)
+    try:
+        store.sync_sources(settings.sources)
+        rows = store.source_rows()
+    finally:
+        store.close()
+    configured = {s.name for s in settings.sources}
+    click.echo(
+        f"{'SOURCE':32} {'KIND':5} {'LAST CHECK':20} {'HTTP':>4} {'PARSED':>6} "
+        f"{'NEW':>4} {'TOTAL':>6}  ERROR"
+    )
+    for r in rows:
+        if r["name"] not in configured:
+            continue
+        click.echo(
+            f"{r['name'][:32]:32} {r['kind']:5} {(r['last_checked'] or 'never'):20} "
+            f"{r['last_status'] or '-':>4} {_num(r['last_parsed']):>6} {_num(r['last_new']):>4} "
+            f"{r['items_total']:>6}  {r['last_error'] or ''}"
+        )
+
+
+def _num(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
+@main.group()
+def rules() -> None:
+    """Check rule files and try rules on text."""
+
+
+@rules.command("check")
+@click.argument("path", required=False, type=click.Path())
+@click.pass_context
+@clean_errors
+def rules_check(ctx: click.Context, path: str | None) -> None:
+    """Validate every rule file; report every problem as file:line: message."""
+    from monitor.rules import load_rules
+
+    target = Path(path) if path else _default_rules(ctx.find_root())
+    ruleset = load_rules(target)
+    click.echo(
+        f"{target}: {len(ruleset.rules)} rules, {len(ruleset.actors)} actors in "
+        f"{len(ruleset.files)} files: OK"
+    )
+
+
+@rules.command("test")
+@click.argument("rule_id")
+@click.option("--text", "-t", default=None, help="The text to try.")
+@click.option(
+    "--file",
+    "-f",
+    "file",
+    type=click.File("r", encoding="utf-8"),
+    default=None,
+    help="Read the text from this file ('-' for stdin).",
+)
+@click.option("--title", default="", help="A title to try alongside the text.")
+@click.option("--rules", "rules_path", type=click.Path(), default=None)
+@click.pass_context
+@clean_errors
+def rules_test(
+    ctx: click.Context,
+    rule_id: str,
+    text: str | None,
+    file: Any,
+    title: str,
+    rules_path: str | None,
+) -> None:
+    """Whether RULE_ID matches a text, and why (or why not)."""
+    from monitor.match import Engine, explain
+    from monitor.rules import load_rules
+
+    body = text if text is not None else (file.read() if file else None)
+    if body is None and not title:
+        raise click.UsageError("give --text, --file or --title")
+    ruleset = load_rules(Path(rules_path) if rules_path else _default_rules(ctx.find_root()))
+    try:
+        rule = ruleset.rule(rule_id)
+    except KeyError:
+        close = [r.id for r in ruleset.rules if rule_id.split("/")[-1] in r.id][:5]
+        raise MonitorError(
+            f"no rule {rule_id!r}" + (f"; did you mean {', '.join(close)}?" if close else "")
+        ) from None
+    item = Item("text", "text", "", "", title, body or "", "", "", "")
+    lines, matched = explain(Engine(ruleset), rule, item)
+    for line in lines:
+        click.echo(line)
+    sys.exit(0 if matched else 1)
+
+
+@main.command("match")
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+@click.option("--rules", "rules_path", type=click.Path(), default=None)
+@click.pass_context
+@clean_errors
+def match_cmd(ctx: click.Context, file: Any, rules_path: str | None) -> None:
+    """Match items from a JSON-lines FILE ('-' for stdin); print one JSON line of hits each."""
+    from monitor.match import Engine, item_from_json
+    from monitor.rules import load_rules
+
+    engine = Engine(load_rules(Path(rules_path) if rules_path else _default_rules(ctx)))
+    for number, line in enumerate(file, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            raise MonitorError(f"{file.name}:{number}: not valid JSON: {exc}") from None
+        if not isinstance(record, dict):
+            raise MonitorError(f"{file.name}:{number}: expected a JSON object")
+        hits = engine.match(item_from_json(record, number))
+        out = {
+            "id": record.get("id", number),
+            "hits": [
+                {
+                    "rule": h.rule,
+                    "priority": h.priority,
+                    "actors": list(h.actors),
+                    "terms": list(h.terms),
+                }
+                for h in hits
+            ],
+        }
+        click.echo(json.dumps(out, ensure_ascii=False))

@@ -1,0 +1,314 @@
+"""`monitor.toml` into frozen, validated settings.
+
+Every error names the file, the key and what was expected. Relative paths are taken from the
+config file's folder, so the service runs the same from any working directory. The environment
+can override the paths: MONITOR_CONFIG, MONITOR_DATABASE, MONITOR_RULES, MONITOR_OUTBOX.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.triggers.cron import CronTrigger
+
+from monitor.errors import ConfigError
+from monitor.models import PageSelectors, Source
+
+DEFAULT_CONFIG = "monitor.toml"
+_DURATION_RE = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+@dataclass(frozen=True)
+class FetchSettings:
+    user_agent: str = "news-monitor/0.1 (+https://github.com/news-monitor/news-monitor)"
+    timeout: float = 20.0  # seconds for the whole request
+    connect_timeout: float = 10.0
+    max_bytes: int = 10 * 1024 * 1024  # after decompression
+    max_redirects: int = 5
+    concurrency: int = 32
+    per_host: int = 2
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int = 587
+    security: str = "starttls"  # starttls | ssl | none
+    username: str = ""
+    password_env: str = "MONITOR_SMTP_PASSWORD"
+    sender: str = "News Monitor <monitor@localhost>"
+    timeout: float = 30.0
+
+    @property
+    def password(self) -> str:
+        return os.environ.get(self.password_env, "")
+
+
+@dataclass(frozen=True)
+class DigestSettings:
+    name: str
+    schedule: str = "0 7 * * *"
+    timezone: str = "UTC"
+    to: tuple[str, ...] = ()
+    rules: tuple[str, ...] = ("*",)  # rule ids or globs
+    tags: tuple[str, ...] = ()
+    title: str = ""
+    send_empty: bool = False
+
+    def trigger(self) -> CronTrigger:
+        return CronTrigger.from_crontab(self.schedule, timezone=ZoneInfo(self.timezone))
+
+
+@dataclass(frozen=True)
+class Settings:
+    path: Path
+    database: Path
+    rules: Path
+    outbox: Path
+    sources: tuple[Source, ...] = ()
+    digests: tuple[DigestSettings, ...] = ()
+    smtp: SmtpSettings | None = None
+    fetch: FetchSettings = field(default_factory=FetchSettings)
+
+    def source(self, name: str) -> Source:
+        for source in self.sources:
+            if source.name == name:
+                return source
+        raise ConfigError(f"{self.path}: no source named {name!r}")
+
+
+def parse_duration(value: Any) -> int:
+    """'90s', '30m', '2h', '1d' or a number of seconds, as seconds."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    m = _DURATION_RE.match(str(value))
+    if not m or int(m.group(1)) == 0:
+        raise ValueError(f"expected a duration like '30m', '2h' or '1d', got {value!r}")
+    return int(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+
+
+def config_path(explicit: str | Path | None = None) -> Path:
+    return Path(explicit or os.environ.get("MONITOR_CONFIG") or DEFAULT_CONFIG)
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    cfg = config_path(path)
+    try:
+        data = tomllib.loads(cfg.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{cfg}: config file not found (pass --config PATH or set MONITOR_CONFIG)"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{cfg}: cannot read: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{cfg}: not valid TOML: {exc}") from exc
+    return _Reader(cfg).settings(data)
+
+
+class _Reader:
+    """Builds Settings from parsed TOML, naming the key of anything wrong."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.base = path.resolve().parent
+
+    def fail(self, key: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.path}: {key}: {message}")
+
+    def table(self, data: dict, key: str) -> dict:
+        value = data.get(key, {})
+        if not isinstance(value, dict):
+            raise self.fail(key, "expected a table, e.g. [" + key + "]")
+        return value
+
+    def get(self, data: dict, key: str, where: str, kind: type | tuple, default: Any) -> Any:
+        value = data.get(key, default)
+        if value is not default and not isinstance(value, kind):
+            names = (
+                kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            )
+            names = {
+                "str": "text",
+                "int": "a whole number",
+                "float": "a number",
+                "list": "a list",
+                "bool": "true or false",
+            }.get(names, names)
+            raise self.fail(f"{where}.{key}" if where else key, f"expected {names}, got {value!r}")
+        return value
+
+    def strings(self, data: dict, key: str, where: str) -> tuple[str, ...]:
+        value = self.get(data, key, where, list, [])
+        if not all(isinstance(v, str) for v in value):
+            raise self.fail(f"{where}.{key}", "expected a list of text")
+        return tuple(value)
+
+    def check_keys(self, data: dict, allowed: set[str], where: str) -> None:
+        for key in data:
+            if key not in allowed:
+                hint = ", ".join(sorted(allowed))
+                raise self.fail(
+                    f"{where}.{key}" if where else key, f"unknown setting (allowed here: {hint})"
+                )
+
+    def path_setting(self, data: dict, key: str, env: str, default: str) -> Path:
+        raw = os.environ.get(env) or self.get(data, key, "monitor", str, default)
+        path = Path(raw).expanduser()
+        return path if path.is_absolute() else self.base / path
+
+    def settings(self, data: dict) -> Settings:
+        self.check_keys(data, {"monitor", "sources", "smtp", "digests", "fetch"}, "")
+        main = self.table(data, "monitor")
+        self.check_keys(main, {"database", "rules", "outbox"}, "monitor")
+        sources = self.get(data, "sources", "", list, [])
+        digests = self.get(data, "digests", "", list, [])
+        smtp = self.table(data, "smtp") if "smtp" in data else None
+        settings = Settings(
+            path=self.path,
+            database=self.path_setting(main, "database", "MONITOR_DATABASE", "data/monitor.db"),
+            rules=self.path_setting(main, "rules", "MONITOR_RULES", "rules"),
+            outbox=self.path_setting(main, "outbox", "MONITOR_OUTBOX", "data/outbox"),
+            sources=tuple(self.source(s, i) for i, s in enumerate(sources)),
+            digests=tuple(self.digest(d, i) for i, d in enumerate(digests)),
+            smtp=self.smtp(smtp) if smtp is not None else None,
+            fetch=self.fetch(self.table(data, "fetch")),
+        )
+        self.unique([s.name for s in settings.sources], "sources")
+        self.unique([d.name for d in settings.digests], "digests")
+        return settings
+
+    def unique(self, names: list[str], key: str) -> None:
+        seen = set()
+        for i, name in enumerate(names):
+            if name in seen:
+                raise self.fail(f"{key}[{i}].name", f"{name!r} is used twice; names must differ")
+            seen.add(name)
+
+    def source(self, data: Any, index: int) -> Source:
+        where = f"sources[{index}]"
+        if not isinstance(data, dict):
+            raise self.fail(where, "expected a table ([[sources]])")
+        allowed = {"name", "url", "kind", "interval", "tags", "selectors"}
+        self.check_keys(data, allowed, where)
+        name = self.get(data, "name", where, str, "")
+        url = self.get(data, "url", where, str, "")
+        if not name.strip():
+            raise self.fail(f"{where}.name", "every source needs a name")
+        where = f"sources[{index}] ({name})"
+        if not url.startswith(("http://", "https://")):
+            raise self.fail(f"{where}.url", f"expected an http(s) URL, got {url!r}")
+        kind = self.get(data, "kind", where, str, "feed")
+        if kind not in {"feed", "page"}:
+            raise self.fail(f"{where}.kind", f"expected 'feed' or 'page', got {kind!r}")
+        try:
+            interval = parse_duration(data.get("interval", "30m"))
+        except ValueError as exc:
+            raise self.fail(f"{where}.interval", str(exc)) from None
+        selectors = self.selectors(data.get("selectors"), where, kind)
+        tags = self.strings(data, "tags", where)
+        return Source(
+            name=name.strip(),
+            url=url,
+            kind=kind,
+            interval=interval,  # type: ignore[arg-type]
+            tags=tags,
+            selectors=selectors,
+        )
+
+    def selectors(self, data: Any, where: str, kind: str) -> PageSelectors | None:
+        if data is None:
+            if kind == "page":
+                raise self.fail(
+                    f"{where}.selectors", 'a page source needs selectors = { item = "CSS", ... }'
+                )
+            return None
+        if not isinstance(data, dict):
+            raise self.fail(f"{where}.selectors", "expected a table of CSS selectors")
+        self.check_keys(data, {"item", "link", "title", "date", "summary"}, f"{where}.selectors")
+        if not isinstance(data.get("item"), str) or not data["item"].strip():
+            raise self.fail(f"{where}.selectors.item", "expected the CSS selector of one item")
+        values = {k: self.get(data, k, f"{where}.selectors", str, "") for k in data}
+        return PageSelectors(**values)
+
+    def digest(self, data: Any, index: int) -> DigestSettings:
+        where = f"digests[{index}]"
+        if not isinstance(data, dict):
+            raise self.fail(where, "expected a table ([[digests]])")
+        allowed = {"name", "schedule", "timezone", "to", "rules", "tags", "title", "send_empty"}
+        self.check_keys(data, allowed, where)
+        name = self.get(data, "name", where, str, "")
+        if not name.strip():
+            raise self.fail(f"{where}.name", "every digest needs a name")
+        where = f"digests[{index}] ({name})"
+        rules = self.strings(data, "rules", where)
+        tags = self.strings(data, "tags", where)
+        digest = DigestSettings(
+            name=name.strip(),
+            schedule=self.get(data, "schedule", where, str, "0 7 * * *"),
+            timezone=self.get(data, "timezone", where, str, "UTC"),
+            to=self.strings(data, "to", where),
+            rules=rules or (() if tags else ("*",)),
+            tags=tags,
+            title=self.get(data, "title", where, str, ""),
+            send_empty=self.get(data, "send_empty", where, bool, False),
+        )
+        for address in digest.to:
+            if "@" not in address:
+                raise self.fail(f"{where}.to", f"{address!r} is not an email address")
+        try:
+            ZoneInfo(digest.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise self.fail(
+                f"{where}.timezone", f"unknown time zone {digest.timezone!r}, e.g. 'Europe/Rome'"
+            ) from None
+        try:
+            digest.trigger()
+        except ValueError as exc:
+            raise self.fail(
+                f"{where}.schedule", f"expected a cron line like '0 7 * * *' ({exc})"
+            ) from None
+        return digest
+
+    def smtp(self, data: dict) -> SmtpSettings:
+        allowed = {"host", "port", "security", "username", "password_env", "sender", "timeout"}
+        self.check_keys(data, allowed, "smtp")
+        host = self.get(data, "host", "smtp", str, "")
+        if not host:
+            raise self.fail("smtp.host", "expected the SMTP server's host name")
+        security = self.get(data, "security", "smtp", str, "starttls")
+        if security not in {"starttls", "ssl", "none"}:
+            raise self.fail(
+                "smtp.security", f"expected 'starttls', 'ssl' or 'none', got {security!r}"
+            )
+        port = self.get(data, "port", "smtp", int, 465 if security == "ssl" else 587)
+        return SmtpSettings(
+            host=host,
+            port=port,
+            security=security,
+            username=self.get(data, "username", "smtp", str, ""),
+            password_env=self.get(data, "password_env", "smtp", str, "MONITOR_SMTP_PASSWORD"),
+            sender=self.get(data, "sender", "smtp", str, "News Monitor <monitor@localhost>"),
+            timeout=float(self.get(data, "timeout", "smtp", (int, float), 30.0)),
+        )
+
+    def fetch(self, data: dict) -> FetchSettings:
+        defaults = FetchSettings()
+        allowed = set(FetchSettings.__dataclass_fields__)
+        self.check_keys(data, allowed, "fetch")
+        values: dict[str, Any] = {}
+        for key in allowed:
+            default = getattr(defaults, key)
+            kind: type | tuple = str if isinstance(default, str) else (int, float)
+            value = self.get(data, key, "fetch", kind, default)
+            if not isinstance(value, str) and value <= 0:
+                raise self.fail(f"fetch.{key}", "expected a positive number")
+            values[key] = type(default)(value)
+        return FetchSettings(**values)

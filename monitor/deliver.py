@@ -1,0 +1,146 @@
+"""Getting built messages out: SMTP, or `.eml` files in an outbox folder when no SMTP server is
+configured. Digests are recorded in the database before any attempt (see digest.py); this
+module sends what is pending and records each attempt, retrying temporary failures later."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import smtplib
+import ssl
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from monitor.config import Settings, SmtpSettings
+from monitor.digest import BuiltMessage, prepare, record
+from monitor.errors import DeliveryError, PermanentDeliveryError
+from monitor.rules import RuleSet
+from monitor.store import Store, backoff, utcnow
+
+log = logging.getLogger(__name__)
+
+
+class Deliverer(Protocol):
+    def send(self, message: bytes, recipients: list[str], message_id: str) -> str:
+        """Deliver one message; return a short description of where it went."""
+
+
+class OutboxDeliverer:
+    """Writes each message as `<message-id>.eml`; writing the same message twice is a no-op."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def send(self, message: bytes, recipients: list[str], message_id: str) -> str:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = re.sub(r"[^\w.@-]", "", message_id) or "message"
+        target = self.folder / f"{name}.eml"
+        temp = target.with_suffix(".tmp")
+        try:
+            temp.write_bytes(message)
+            os.replace(temp, target)
+        except OSError as exc:
+            raise DeliveryError(f"cannot write {target}: {exc}") from exc
+        return str(target)
+
+
+class SmtpDeliverer:
+    def __init__(self, settings: SmtpSettings) -> None:
+        self.settings = settings
+
+    def send(self, message: bytes, recipients: list[str], message_id: str) -> str:
+        s = self.settings
+        try:
+            with self._connect() as smtp:
+                if s.security == "starttls":
+                    smtp.starttls(context=ssl.create_default_context())
+                if s.username:
+                    smtp.login(s.username, s.password)
+                refused = smtp.sendmail(_sender_address(s.sender), recipients, message)
+        except smtplib.SMTPResponseException as exc:
+            text = (
+                exc.smtp_error.decode(errors="replace")
+                if isinstance(exc.smtp_error, bytes)
+                else str(exc.smtp_error)
+            )
+            reason = f"SMTP {exc.smtp_code}: {text}"
+            if 500 <= exc.smtp_code < 600:
+                raise PermanentDeliveryError(reason) from exc
+            raise DeliveryError(reason) from exc
+        except smtplib.SMTPRecipientsRefused as exc:
+            raise PermanentDeliveryError(f"all recipients refused: {exc.recipients}") from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            raise DeliveryError(f"{s.host}:{s.port}: {type(exc).__name__}: {exc}") from exc
+        if refused:
+            log.warning("message %s: some recipients refused: %s", message_id, refused)
+        return f"smtp://{s.host}:{s.port} ({len(recipients) - len(refused)} recipients)"
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        if s.security == "ssl":
+            return smtplib.SMTP_SSL(
+                s.host, s.port, timeout=s.timeout, context=ssl.create_default_context()
+            )
+        return smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+
+
+def _sender_address(sender: str) -> str:
+    m = re.search(r"<([^>]+)>", sender)
+    return m.group(1) if m else sender.strip()
+
+
+def deliverer_for(settings: Settings) -> Deliverer:
+    if settings.smtp is not None:
+        return SmtpDeliverer(settings.smtp)
+    return OutboxDeliverer(settings.outbox)
+
+
+def deliver_pending(store: Store, deliverer: Deliverer, now: datetime | None = None) -> int:
+    """Try every digest that is due for (re)delivery; return how many went out."""
+    sent = 0
+    for row in store.pending_digests(now or utcnow()):
+        recipients = list(json.loads(row["recipients"] or "[]"))
+        try:
+            where = deliverer.send(row["message"], recipients, row["message_id"])
+        except PermanentDeliveryError as exc:
+            store.mark_failed(row["id"], utcnow(), str(exc), None)
+            log.error("digest %s #%d: delivery failed for good: %s", row["name"], row["id"], exc)
+        except DeliveryError as exc:
+            retry_at = utcnow() + backoff(row["attempts"])
+            store.mark_failed(row["id"], utcnow(), str(exc), retry_at)
+            log.warning(
+                "digest %s #%d: delivery failed, retry at %s: %s",
+                row["name"],
+                row["id"],
+                retry_at.strftime("%H:%M:%S"),
+                exc,
+            )
+        else:
+            store.mark_sent(row["id"], utcnow(), where)
+            log.info("digest %s #%d: delivered to %s", row["name"], row["id"], where)
+            sent += 1
+    return sent
+
+
+def send_digests(
+    settings: Settings,
+    store: Store,
+    ruleset: RuleSet | None,
+    names: list[str] | None = None,
+    now: datetime | None = None,
+) -> list[BuiltMessage]:
+    """Build, record and deliver the configured digests that have news; retry earlier ones."""
+    built = prepare(settings, store, ruleset, names, now)
+    for message in built:
+        digest_id = record(store, message)
+        log.info(
+            "digest %s #%d: %d hits recorded for delivery",
+            message.digest.settings.name,
+            digest_id,
+            len(message.digest.hit_ids),
+        )
+    deliver_pending(store, deliverer_for(settings), now)
+    return built

@@ -1,0 +1,358 @@
+"""Match items against a rule set. Pure: no I/O, the same item and rules give the same hits.
+
+One Aho-Corasick automaton holds every term of every rule and actor, folded. Each field of an
+item is folded once and scanned once; only the rules that reference a term found there are
+then evaluated, so the cost per item barely grows with the number of rules.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ahocorasick
+
+from monitor.errors import RuleError
+from monitor.models import FIELDS, Evidence, Hit, Item
+from monitor.normalise import fold, fold_with_offsets
+from monitor.rules import (
+    Actor,
+    ActorRef,
+    And,
+    AtLeast,
+    Near,
+    Node,
+    Not,
+    Or,
+    Rule,
+    RuleSet,
+    Term,
+    load_rules,
+    rule_files,
+    walk,
+)
+
+log = logging.getLogger(__name__)
+_WORD_RE = re.compile(r"\w+")
+
+
+@dataclass(frozen=True)
+class _Occ:
+    """A term occurrence in folded text."""
+
+    field: str
+    start: int
+    end: int
+    term: str
+    actor: str | None = None
+
+
+@dataclass
+class _Pattern:
+    """Automaton payload: the pattern ids for an exact and a prefix form of one string."""
+
+    exact: int | None = None
+    prefix: int | None = None
+
+
+class Engine:
+    """A compiled rule set. Build once per rule reload, then call `match` per item."""
+
+    def __init__(self, ruleset: RuleSet) -> None:
+        self.ruleset = ruleset
+        self.rules = list(ruleset.rules)
+        self._ids: dict[tuple[str, bool], int] = {}
+        self._raw: list[str] = []
+        self._triggers: dict[int, set[int]] = {}  # pattern id -> rules it can start
+        self._actor_aliases: dict[str, list[int]] = {}
+        self._automaton = ahocorasick.Automaton()
+        self._build()
+
+    # -- compile ---------------------------------------------------------------------------
+
+    def _pid(self, term: Term) -> int:
+        key = (term.pattern, term.prefix)
+        if key not in self._ids:
+            self._ids[key] = len(self._raw)
+            self._raw.append(term.raw)
+        return self._ids[key]
+
+    def _build(self) -> None:
+        for actor in self.ruleset.actors.values():
+            self._actor_aliases[actor.id] = [self._pid(t) for t in actor.aliases]
+            for term in (*actor.context, *actor.exclude):
+                self._pid(term)
+        for index, rule in enumerate(self.rules):
+            for node, negated in walk(rule.query):
+                if negated:
+                    if isinstance(node, Term):
+                        self._pid(node)
+                    continue
+                if isinstance(node, Term):
+                    self._triggers.setdefault(self._pid(node), set()).add(index)
+                elif isinstance(node, ActorRef):
+                    for pid in self._actor_aliases.get(node.actor, []):
+                        self._triggers.setdefault(pid, set()).add(index)
+        payloads: dict[str, _Pattern] = {}
+        for (pattern, prefix), pid in self._ids.items():
+            slot = payloads.setdefault(pattern, _Pattern())
+            if prefix:
+                slot.prefix = pid
+            else:
+                slot.exact = pid
+        for pattern, slot in payloads.items():
+            self._automaton.add_word(pattern, (len(pattern), slot.exact, slot.prefix))
+        if payloads:
+            self._automaton.make_automaton()
+
+    # -- match -----------------------------------------------------------------------------
+
+    def match(self, item: Item) -> list[Hit]:
+        """Every rule the item satisfies, in rule order, each with the evidence for it."""
+        if not self._raw:
+            return []
+        ctx = _Context(self, item)
+        candidates: set[int] = set()
+        for pid in ctx.found:
+            candidates |= self._triggers.get(pid, set())
+        hits = []
+        for index in sorted(candidates):
+            rule = self.rules[index]
+            evidence = ctx.evaluate(rule.query)
+            if evidence is not None:
+                hits.append(ctx.hit(rule, evidence))
+        return hits
+
+    def scan(self, folded: str, field_name: str) -> list[tuple[int, _Occ]]:
+        """All whole-word (or word-prefix) occurrences of known patterns in folded text."""
+        found = []
+        size = len(folded)
+        for end, (length, exact, prefix) in self._automaton.iter(folded):
+            start = end - length + 1
+            if start > 0 and folded[start - 1].isalnum():
+                continue
+            after = end + 1
+            if exact is not None and (after >= size or not folded[after].isalnum()):
+                found.append((exact, _Occ(field_name, start, after, self._raw[exact])))
+            if prefix is not None:
+                while after < size and folded[after].isalnum():
+                    after += 1
+                found.append((prefix, _Occ(field_name, start, after, self._raw[prefix])))
+        return found
+
+
+@dataclass
+class _Context:
+    """One item under evaluation: its occurrences, found once, and lazily derived facts."""
+
+    engine: Engine
+    item: Item
+    found: dict[int, list[_Occ]] = field(default_factory=dict)
+    folded: dict[str, str] = field(default_factory=dict)
+    _words: dict[str, list[int]] = field(default_factory=dict)
+    _actors: dict[str, list[_Occ]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in FIELDS:
+            text = self.item.field_text(name)
+            if not text:
+                continue
+            folded = fold(text)
+            self.folded[name] = folded
+            for pid, occ in self.engine.scan(folded, name):
+                self.found.setdefault(pid, []).append(occ)
+
+    def word_index(self, occ: _Occ) -> int:
+        starts = self._words.get(occ.field)
+        if starts is None:
+            starts = [m.start() for m in _WORD_RE.finditer(self.folded[occ.field])]
+            self._words[occ.field] = starts
+        return bisect.bisect_right(starts, occ.start) - 1
+
+    def term_occs(self, term: Term) -> list[_Occ]:
+        pid = self.engine._ids.get((term.pattern, term.prefix))
+        occs = self.found.get(pid, []) if pid is not None else []
+        return [o for o in occs if o.field in term.fields]
+
+    def actor_occs(self, actor_id: str) -> list[_Occ]:
+        if actor_id not in self._actors:
+            actor = self.engine.ruleset.actors[actor_id]
+            occs = []
+            for pid in self.engine._actor_aliases[actor_id]:
+                for occ in self.found.get(pid, []):
+                    if self._actor_fits(actor, occ):
+                        occs.append(_Occ(occ.field, occ.start, occ.end, occ.term, actor_id))
+            self._actors[actor_id] = occs
+        return self._actors[actor_id]
+
+    def _actor_fits(self, actor: Actor, occ: _Occ) -> bool:
+        """Disambiguation: required context near the alias, and no excluded word near it."""
+        if actor.context and not any(self._near(t, occ, actor.window) for t in actor.context):
+            return False
+        return not any(self._near(t, occ, actor.window) for t in actor.exclude)
+
+    def _near(self, term: Term, occ: _Occ, window: int) -> bool:
+        here = self.word_index(occ)
+        for other in self.term_occs(term):
+            same_field = other.field == occ.field and other.start != occ.start
+            if same_field and abs(self.word_index(other) - here) <= window:
+                return True
+        return False
+
+    def evaluate(self, node: Node) -> list[_Occ] | None:
+        """The evidence if `node` holds for the item (possibly empty, for a NOT), else None."""
+        match node:
+            case Term():
+                return self.term_occs(node) or None
+            case ActorRef():
+                occs = self.actor_occs(node.actor)
+                return [o for o in occs if o.field in node.fields] or None
+            case And():
+                evidence: list[_Occ] = []
+                for child in node.children:
+                    got = self.evaluate(child)
+                    if got is None:
+                        return None
+                    evidence.extend(got)
+                return evidence
+            case Or():
+                results = [self.evaluate(c) for c in node.children]
+                held = [r for r in results if r is not None]
+                return [o for r in held for o in r] if held else None
+            case Not():
+                return [] if self.evaluate(node.child) is None else None
+            case AtLeast():
+                results = [self.evaluate(c) for c in node.children]
+                held = [r for r in results if r is not None]
+                return [o for r in held for o in r] if len(held) >= node.count else None
+            case Near():
+                return self._evaluate_near(node)
+        raise TypeError(node)
+
+    def _evaluate_near(self, node: Near) -> list[_Occ] | None:
+        left = self.evaluate(node.left) or []
+        right = self.evaluate(node.right) or []
+        pairs = [
+            (a, b)
+            for a in left
+            for b in right
+            if a.field == b.field and abs(self.word_index(a) - self.word_index(b)) <= node.distance
+        ]
+        return [o for pair in pairs for o in pair] or None
+
+    def hit(self, rule: Rule, occs: list[_Occ]) -> Hit:
+        evidence = sorted(
+            {self._evidence(o) for o in occs}, key=lambda e: (FIELDS.index(e.field), e.start, e.end)
+        )
+        actors = sorted({e.actor for e in evidence if e.actor})
+        return Hit(
+            rule=rule.id, priority=rule.priority, actors=tuple(actors), evidence=tuple(evidence)
+        )
+
+    def _evidence(self, occ: _Occ) -> Evidence:
+        text = self.item.field_text(occ.field)
+        if text.isascii():  # ASCII folds one character to one, so offsets carry over
+            start, end = occ.start, occ.end
+        else:
+            _, origin = fold_with_offsets(text)
+            start, end = origin[occ.start], origin[occ.end - 1] + 1
+        return Evidence(
+            term=occ.term,
+            field=occ.field,
+            start=start,
+            end=end,
+            text=text[start:end],
+            actor=occ.actor,
+        )
+
+
+class RuleWatcher:
+    """Compiled rules kept current: reloads when a rule file changes, and keeps the last good
+    rules in force when an edit breaks them (the error is logged with its file:line)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stamp: tuple = ()
+        self.ruleset = load_rules(path)
+        self.engine = Engine(self.ruleset)
+        self._stamp = self._fingerprint()
+        self.error: RuleError | None = None
+
+    def _fingerprint(self) -> tuple:
+        files = rule_files(self.path) if self.path.exists() else []
+        return tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+
+    def refresh(self) -> bool:
+        """Reload if any rule file changed; True when new rules took effect."""
+        stamp = self._fingerprint()
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        try:
+            ruleset = load_rules(self.path)
+        except RuleError as exc:
+            self.error = exc
+            for problem in exc.problems:
+                log.error("rules not reloaded, keeping the last good set: %s", problem)
+            return False
+        self.ruleset, self.engine, self.error = ruleset, Engine(ruleset), None
+        log.info("rules reloaded: %d rules, %d actors", len(ruleset.rules), len(ruleset.actors))
+        return True
+
+
+def explain(engine: Engine, rule: Rule, item: Item) -> tuple[list[str], bool]:
+    """Human-readable account of a rule against one item: the verdict, then each term."""
+    ctx = _Context(engine, item)
+    evidence = ctx.evaluate(rule.query)
+    verdict = "MATCH" if evidence is not None else "no match"
+    lines = [f"{verdict}: {rule.id} ({rule.priority}) — {rule.title}", f"query: {rule.query_text}"]
+    if evidence is not None:
+        hit = ctx.hit(rule, evidence)
+        lines.append(f"actors: {', '.join(hit.actors) or '-'}")
+        for ev in hit.evidence:
+            who = f" (@{ev.actor})" if ev.actor else ""
+            lines.append(
+                f"  matched {ev.text!r} for {ev.term!r}{who} in {ev.field} [{ev.start}:{ev.end}]"
+            )
+    lines.append("terms:")
+    for node, negated in walk(rule.query):
+        if isinstance(node, Term):
+            found = bool(ctx.term_occs(node))
+            label = node.raw
+        elif isinstance(node, ActorRef):
+            found = bool(ctx.actor_occs(node.actor))
+            label = f"@{node.actor}"
+            raw_found = any(
+                engine._ids.get((t.pattern, t.prefix)) in ctx.found
+                for t in engine.ruleset.actors[node.actor].aliases
+            )
+            if raw_found and not found:
+                label += " (an alias occurs, but the actor's context/exclude words rule it out)"
+        else:
+            continue
+        mark = "✓ found" if found else "✗ absent"
+        lines.append(f"  {mark:9} {'NOT ' if negated else ''}{label}")
+    return lines, evidence is not None
+
+
+def item_from_json(record: dict, number: int) -> Item:
+    """An item for matching from a JSON object with optional title/summary/content/url."""
+
+    def text(key: str) -> str:
+        value = record.get(key)
+        return value if isinstance(value, str) else ""
+
+    return Item(
+        id=str(record.get("id", number)),
+        source="jsonl",
+        url=text("url"),
+        guid="",
+        title=text("title"),
+        summary=text("summary"),
+        content=text("content"),
+        published=text("published"),
+        fingerprint="",
+    )

@@ -1,0 +1,131 @@
+"""Schema versions. Each step takes the database one version forward; the version reached is
+kept in `PRAGMA user_version`, so an existing database is migrated on open and never rebuilt."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+from sqlite_utils import Database
+
+
+def _v1(db: Database) -> None:
+    db["sources"].create(
+        {
+            "name": str,
+            "url": str,
+            "kind": str,
+            "interval": int,
+            "tags": str,
+            "etag": str,
+            "last_modified": str,
+            "content_hash": str,
+            "last_checked": str,
+            "last_success": str,
+            "last_status": int,
+            "last_error": str,
+            "error_count": int,
+            "next_check": str,
+            "last_parsed": int,
+            "last_new": int,
+            "last_seen": int,
+            "items_total": int,
+        },
+        pk="name",
+        defaults={"error_count": 0, "items_total": 0},
+    )
+    db["items"].create(
+        {
+            "id": str,
+            "source": str,
+            "url": str,
+            "guid": str,
+            "title": str,
+            "summary": str,
+            "content": str,
+            "published": str,
+            "fingerprint": str,
+            "first_seen": str,
+        },
+        pk="id",
+    )
+    db["items"].create_index(["url"])
+    db["items"].create_index(["fingerprint"])
+    db["items"].create_index(["guid"])
+    db["items"].create_index(["first_seen"])
+    db["items"].enable_fts(
+        ["title", "summary", "content"],
+        create_triggers=True,
+        tokenize="unicode61 remove_diacritics 2",
+    )
+    db["item_sources"].create(
+        {"item_id": str, "source": str, "url": str, "seen_at": str},
+        pk=("item_id", "source"),
+        foreign_keys=[("item_id", "items", "id")],
+    )
+    db["hits"].create(
+        {
+            "id": int,
+            "item_id": str,
+            "rule": str,
+            "priority": str,
+            "actors": str,
+            "evidence": str,
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("item_id", "items", "id")],
+    )
+    db["hits"].create_index(["item_id", "rule"], unique=True)
+    db["hits"].create_index(["created_at"])
+    db["hits"].create_index(["rule"])
+    db["digests"].create(
+        {
+            "id": int,
+            "name": str,
+            "created_at": str,
+            "subject": str,
+            "message_id": str,
+            "recipients": str,
+            "message": bytes,
+            "status": str,  # pending | sent | failed
+            "attempts": int,
+            "next_attempt": str,
+            "last_error": str,
+            "sent_at": str,
+        },
+        pk="id",
+        defaults={"status": "pending", "attempts": 0},
+    )
+    db["digests"].create_index(["status", "next_attempt"])
+    db["digest_hits"].create(
+        {"digest_id": int, "hit_id": int, "name": str},
+        pk=("digest_id", "hit_id"),
+        foreign_keys=[("digest_id", "digests", "id"), ("hit_id", "hits", "id")],
+    )
+    # A hit goes into at most one digest of each name: the guard against sending it twice.
+    db["digest_hits"].create_index(["name", "hit_id"], unique=True)
+    db["deliveries"].create(
+        {"id": int, "digest_id": int, "attempted_at": str, "outcome": str, "detail": str},
+        pk="id",
+        foreign_keys=[("digest_id", "digests", "id")],
+    )
+
+
+MIGRATIONS: list[Callable[[Database], None]] = [_v1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(db: Database) -> int:
+    """Bring the database to SCHEMA_VERSION; return the version it had before."""
+    conn: sqlite3.Connection = db.conn
+    before = conn.execute("PRAGMA user_version").fetchone()[0]
+    if before > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"database schema version {before} is newer than this program's ({SCHEMA_VERSION})"
+        )
+    for version in range(before, SCHEMA_VERSION):
+        with db.atomic():
+            MIGRATIONS[version](db)
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+    return before

@@ -1,0 +1,288 @@
+"""Raw entries into clean items: plain text, folded text for matching, canonical URLs, UTC dates.
+
+Folding is what lets `Vučić`, `VUCIC` and `Вучић` all read as `vucic`. It is one
+`str.translate` over a table built once, so every character folds the same way whether we fold
+a whole item (fast path, for finding candidates) or walk it character by character to map a
+match back to offsets in the original text (slow path, only for items that hit).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+import unicodedata
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from bs4 import BeautifulSoup
+
+from monitor.models import Item, RawEntry
+
+# Serbian (and common Russian / Macedonian) Cyrillic to the Latin the press uses, diacritics
+# already dropped because folding drops them from Latin text too.
+_CYRILLIC = {
+    "а": "a",
+    "б": "b",
+    "в": "v",
+    "г": "g",
+    "д": "d",
+    "ђ": "dj",
+    "е": "e",
+    "ж": "z",
+    "з": "z",
+    "и": "i",
+    "ј": "j",
+    "к": "k",
+    "л": "l",
+    "љ": "lj",
+    "м": "m",
+    "н": "n",
+    "њ": "nj",
+    "о": "o",
+    "п": "p",
+    "р": "r",
+    "с": "s",
+    "т": "t",
+    "ћ": "c",
+    "у": "u",
+    "ф": "f",
+    "х": "h",
+    "ц": "c",
+    "ч": "c",
+    "џ": "dz",
+    "ш": "s",
+    "ѓ": "gj",
+    "ќ": "kj",
+    "ѕ": "dz",
+    "й": "j",
+    "ы": "y",
+    "э": "e",
+    "ю": "ju",
+    "я": "ja",
+    "щ": "sc",
+    "ь": "",
+    "ъ": "",
+    "ё": "e",
+    "є": "e",
+    "і": "i",
+    "ї": "i",
+}
+# Letters NFKD leaves alone, and punctuation that should read as a word gap.
+_SPECIAL = {
+    "đ": "dj",
+    "ß": "ss",
+    "æ": "ae",
+    "œ": "oe",
+    "ø": "o",
+    "ł": "l",
+    "ı": "i",
+    "þ": "th",
+    "ð": "d",
+    "ħ": "h",
+    "ŧ": "t",
+    "-": " ",
+    "‐": " ",
+    "‑": " ",
+    "‒": " ",
+    "–": " ",
+    "—": " ",
+    "―": " ",
+    "_": " ",
+    "’": "'",
+    "‘": "'",
+    "ʼ": "'",
+    "`": "'",
+    "“": '"',
+    "”": '"',
+    "„": '"',
+    "«": '"',
+    "»": '"',
+    "\t": " ",
+    "\n": " ",
+    "\r": " ",
+    "\xa0": " ",
+    "\u2009": " ",
+    "\u202f": " ",
+    "\u200b": "",
+}
+_FOLD_RANGES = (
+    (0x0000, 0x0250),
+    (0x0370, 0x0530),
+    (0x1E00, 0x1F00),
+    (0x2000, 0x2070),
+    (0xFF00, 0xFF70),
+)
+
+
+def _fold_char(ch: str) -> str:
+    low = ch.lower()
+    if low in _SPECIAL:
+        return _SPECIAL[low]
+    if low in _CYRILLIC:
+        return _CYRILLIC[low]
+    decomposed = unicodedata.normalize("NFKD", low)
+    out = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return "".join(_SPECIAL.get(c, _CYRILLIC.get(c, c)) for c in out)
+
+
+def _build_table() -> dict[int, str]:
+    table: dict[int, str] = {}
+    for lo, hi in _FOLD_RANGES:
+        for cp in range(lo, hi):
+            ch = chr(cp)
+            folded = _fold_char(ch)
+            if folded != ch:
+                table[cp] = folded
+    return table
+
+
+FOLD_TABLE = _build_table()
+# CPython translates pure-ASCII text through a small fast path when the table maps ASCII to
+# single ASCII characters; the full table would force the slow path on every item.
+_ASCII_TABLE = {cp: out for cp, out in FOLD_TABLE.items() if cp < 128}
+
+
+def fold(text: str) -> str:
+    """Lower-case, strip diacritics, transliterate Cyrillic; hyphens and dashes become spaces."""
+    if text.isascii():
+        return text.translate(_ASCII_TABLE)
+    return text.translate(FOLD_TABLE)
+
+
+def fold_with_offsets(text: str) -> tuple[str, list[int]]:
+    """Fold `text` and return, for each folded character, the index it came from."""
+    parts: list[str] = []
+    origin: list[int] = []
+    table = FOLD_TABLE
+    for i, ch in enumerate(text):
+        out = table.get(ord(ch), ch)
+        parts.append(out)
+        origin.extend([i] * len(out))
+    return "".join(parts), origin
+
+
+_SPACE_RE = re.compile(r"\s+")
+_BLOCK_TAGS = ("p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "blockquote")
+
+
+def clean_text(text: str) -> str:
+    """Unicode NFC, one space between words, no control characters."""
+    text = unicodedata.normalize("NFC", text)
+    text = "".join(ch for ch in text if ch.isprintable() or ch.isspace())
+    return _SPACE_RE.sub(" ", text).strip()
+
+
+def html_to_text(markup: str) -> str:
+    """Visible text of an HTML fragment; plain text passes through (entities decoded)."""
+    if not markup:
+        return ""
+    if "<" not in markup:
+        return clean_text(html.unescape(markup))
+    soup = BeautifulSoup(markup, "lxml")
+    for tag in soup(["script", "style", "noscript", "template"]):
+        tag.decompose()
+    for tag in soup.find_all(_BLOCK_TAGS):
+        tag.insert_before(" ")
+        tag.insert_after(" ")
+    return clean_text(soup.get_text())
+
+
+_TRACKING_PARAMS = re.compile(
+    r"^(utm_\w+|fbclid|gclid|dclid|msclkid|mc_cid|mc_eid|igshid|yclid|_hsenc|_hsmi|ref_src"
+    r"|ocid|cmpid|at_medium|at_campaign|at_custom\d*|sr_share|share)$",
+    re.IGNORECASE,
+)
+
+
+def canonical_url(url: str) -> str:
+    """Lower-case scheme and host, no default port, fragment or tracking parameters."""
+    url = url.strip()
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if parts.port and (scheme, parts.port) not in {("http", 80), ("https", 443)}:
+        host = f"{host}:{parts.port}"
+    query = [
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if not _TRACKING_PARAMS.match(k)
+    ]
+    path = parts.path or "/"
+    return urlunsplit((scheme, host, path, urlencode(query), ""))
+
+
+def to_utc_iso(value: str | datetime | None) -> str:
+    """Any date a feed or page gives, as ISO 8601 UTC; "" when it cannot be read."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        moment = _parse_date_text(value.strip())
+        if moment is None:
+            return ""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_date_text(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        pass
+    try:
+        return parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def fingerprint(title: str, body: str) -> str:
+    """Hash of the folded words of title and the start of the text: the same story syndicated
+    under different URLs has the same fingerprint."""
+    words = re.findall(r"\w+", fold(f"{title} {body[:300]}"))
+    return hashlib.sha1(" ".join(words).encode()).hexdigest()[:20]
+
+
+def item_id(source: str, guid: str, url: str, fp: str) -> str:
+    key = guid or url or f"{source}:{fp}"
+    return hashlib.sha1(key.encode()).hexdigest()[:20]
+
+
+def normalise(source: str, entry: RawEntry, base_url: str = "") -> Item | None:
+    """A raw entry into an Item, or None when it has neither a title nor any text."""
+    title = html_to_text(entry.title)
+    summary = html_to_text(entry.summary)
+    content = html_to_text(entry.content)
+    if content == summary:
+        content = ""
+    if not (title or summary or content):
+        return None
+    url = canonical_url(entry.link) if _is_web_url(entry.link) else ""
+    fp = fingerprint(title, summary or content)
+    guid = entry.guid.strip()
+    return Item(
+        id=item_id(source, guid, url, fp),
+        source=source,
+        url=url,
+        guid=guid,
+        title=title,
+        summary=summary,
+        content=content,
+        published=to_utc_iso(entry.published),
+        fingerprint=fp,
+    )
+
+
+def _is_web_url(url: str) -> bool:
+    return urlsplit(url.strip()).scheme.lower() in {"http", "https"}
+
+
+def normalise_all(source: str, entries: Iterable[RawEntry]) -> list[Item]:
+    items = (normalise(source, entry) for entry in entries)
+    return [item for item in items if item is not None]

@@ -1,0 +1,106 @@
+"""Fetched bytes into raw entries: RSS 0.9x/1.0/2.0 and Atom through feedparser, JSON Feed by
+hand (feedparser's release lacks it), list pages through `pages`.
+
+feedparser always gets bytes, never a URL or a path, so it can neither fetch nor read files.
+A feed that is not well-formed ("bozo") is kept when it still yields entries.
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urljoin
+
+import feedparser
+
+from monitor.errors import ParseError
+from monitor.models import FetchResult, RawEntry, Source
+from monitor.normalise import to_utc_iso
+from monitor.pages import parse_page
+
+
+def parse(result: FetchResult, source: Source) -> list[RawEntry]:
+    """Entries in a fetched document; ParseError when it holds no readable feed or page."""
+    if source.kind == "page" and source.selectors is not None:
+        return parse_page(result.body, result.url, source.selectors)
+    if _looks_like_json(result):
+        return parse_json_feed(result.body, result.url)
+    return parse_feed(result.body, result.url)
+
+
+def _looks_like_json(result: FetchResult) -> bool:
+    if "json" in result.content_type.lower():
+        return True
+    return result.body.lstrip()[:1] == b"{"
+
+
+def parse_feed(body: bytes, base_url: str = "") -> list[RawEntry]:
+    if not body.strip():
+        raise ParseError("empty document")
+    parsed = feedparser.parse(body, sanitize_html=False, resolve_relative_uris=False)
+    entries = [_from_feedparser(e, base_url) for e in parsed.entries]
+    if entries:
+        return entries
+    if parsed.bozo:
+        reason = parsed.get("bozo_exception", "not well-formed")
+        raise ParseError(f"not a readable feed: {reason}")
+    if not parsed.version:
+        raise ParseError("not a feed (no RSS, Atom or JSON Feed found in the document)")
+    return []
+
+
+def _from_feedparser(entry: Any, base_url: str) -> RawEntry:
+    content = ""
+    if entry.get("content"):
+        content = " ".join(part.get("value", "") for part in entry.content)
+    published = struct_time_to_iso(entry.get("published_parsed") or entry.get("updated_parsed"))
+    link = entry.get("link", "")
+    return RawEntry(
+        title=entry.get("title", ""),
+        link=urljoin(base_url, link) if link else "",
+        guid=entry.get("id", ""),
+        summary=entry.get("summary", ""),
+        content=content,
+        published=published,
+    )
+
+
+def parse_json_feed(body: bytes, base_url: str = "") -> list[RawEntry]:
+    """JSON Feed 1.0/1.1 (https://jsonfeed.org)."""
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ParseError(f"not valid JSON: {exc}") from exc
+    if not isinstance(doc, dict) or not str(doc.get("version", "")).startswith(
+        "https://jsonfeed.org/version/"
+    ):
+        raise ParseError("JSON document is not a JSON Feed (no jsonfeed.org version)")
+    items = doc.get("items")
+    if not isinstance(items, list):
+        raise ParseError("JSON Feed has no 'items' list")
+    return [_from_json_item(i, base_url) for i in items if isinstance(i, dict)]
+
+
+def _from_json_item(item: dict[str, Any], base_url: str) -> RawEntry:
+    def text(key: str) -> str:
+        value = item.get(key)
+        return value if isinstance(value, str) else ""
+
+    link = text("url") or text("external_url")
+    return RawEntry(
+        title=text("title"),
+        link=urljoin(base_url, link) if link else "",
+        guid=str(item.get("id", "")),
+        summary=text("summary"),
+        content=text("content_html") or text("content_text"),
+        published=to_utc_iso(text("date_published") or text("date_modified")),
+    )
+
+
+def struct_time_to_iso(value: time.struct_time | None) -> str:
+    if value is None:
+        return ""
+    return to_utc_iso(datetime.fromtimestamp(calendar.timegm(value), UTC))

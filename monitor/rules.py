@@ -1,0 +1,625 @@
+"""Rule and actor files: load `rules/**/*.yaml`, parse queries, report every problem with its
+`file:line`.
+
+A file holds `actors:` and/or `rules:`. Actor ids are global; a rule's id is prefixed with the
+folder it lives in below the rules root, so `rules/balkans/x.yaml` rule `escalation` is
+`balkans/escalation`. The query language (README, "Rule language"):
+
+    "exact phrase"   word   prefix*   @actor   title:word   a AND b   a OR b   NOT a
+    (grouping)   a NEAR/5 b   ATLEAST 2 (@a, @b, @c)        adjacent terms are ANDed
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from monitor.errors import RuleError
+from monitor.models import FIELDS, PRIORITIES, Priority
+from monitor.normalise import fold
+
+ACTOR_KINDS = ("person", "organisation", "country", "place", "group", "program")
+MIN_PREFIX = 3  # `ab*` would match half the dictionary
+DEFAULT_WINDOW = 12
+
+
+# --- the query tree -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Term:
+    """A word, phrase or prefix, already folded; `raw` is what the user wrote."""
+
+    pattern: str
+    prefix: bool
+    raw: str
+    fields: tuple[str, ...] = FIELDS
+
+
+@dataclass(frozen=True)
+class ActorRef:
+    actor: str
+    fields: tuple[str, ...] = FIELDS
+
+
+@dataclass(frozen=True)
+class And:
+    children: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class Or:
+    children: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    child: Node
+
+
+@dataclass(frozen=True)
+class Near:
+    left: Node
+    right: Node
+    distance: int
+
+
+@dataclass(frozen=True)
+class AtLeast:
+    count: int
+    children: tuple[Node, ...]
+
+
+Node = Term | ActorRef | And | Or | Not | Near | AtLeast
+
+
+@dataclass(frozen=True)
+class Actor:
+    id: str
+    name: str
+    kind: str
+    aliases: tuple[Term, ...]
+    context: tuple[Term, ...] = ()  # one of these must stand within `window` words
+    exclude: tuple[Term, ...] = ()  # none of these may stand within `window` words
+    window: int = DEFAULT_WINDOW
+    origin: str = ""  # file:line
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    title: str
+    query: Node
+    query_text: str
+    priority: Priority = "normal"
+    tags: tuple[str, ...] = ()
+    description: str = ""
+    origin: str = ""
+
+
+@dataclass
+class RuleSet:
+    rules: list[Rule] = field(default_factory=list)
+    actors: dict[str, Actor] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+
+    def rule(self, rule_id: str) -> Rule:
+        for rule in self.rules:
+            if rule.id == rule_id:
+                return rule
+        raise KeyError(rule_id)
+
+
+# --- query parsing ------------------------------------------------------------------------
+
+
+class QueryError(ValueError):
+    """A query that does not parse; the message says where (column) and why."""
+
+
+_TOKEN_RE = re.compile(
+    r"""\s*(?:
+      (?P<lpar>\() | (?P<rpar>\)) | (?P<comma>,)
+    | (?P<phrase>"[^"]*"\*?)
+    | (?P<near>NEAR(?:/(?P<dist>\d+))?(?![\w/]))
+    | (?P<field>(?:title|summary|content|text):)
+    | (?P<actor>@[\w.\-]+)
+    | (?P<word>[^\s(),"]+)
+    | (?P<bad>")
+    )""",
+    re.VERBOSE,
+)
+_KEYWORDS = {"AND", "OR", "NOT", "ATLEAST"}
+
+
+@dataclass(frozen=True)
+class _Token:
+    kind: str
+    text: str
+    col: int
+
+
+def _tokenize(query: str) -> list[_Token]:
+    tokens: list[_Token] = []
+    pos = 0
+    while pos < len(query):
+        if query[pos:].strip() == "":
+            break
+        m = _TOKEN_RE.match(query, pos)
+        if m is None or m.lastgroup is None:
+            raise QueryError(f"cannot read column {pos + 1}: {query[pos : pos + 10]!r}")
+        kind, text, col = m.lastgroup, m.group(m.lastgroup), m.start(m.lastgroup) + 1
+        if kind == "bad":
+            raise QueryError(f"unclosed quote at column {col}")
+        if kind == "dist":
+            kind = "near"
+        if kind == "near":
+            text = m.group("near")
+        if kind == "word" and text in _KEYWORDS:
+            kind = text
+        tokens.append(_Token(kind, text, col))
+        pos = m.end()
+    return tokens
+
+
+def parse_term(raw: str, fields: tuple[str, ...] = FIELDS) -> Term:
+    """A word, phrase or prefix as users write them in queries and alias lists."""
+    text = raw.strip()
+    if text.startswith('"'):
+        text = text[1:].replace('"', "")
+    prefix = text.endswith("*")
+    body = text[:-1] if prefix else text
+    if "*" in body:
+        raise QueryError(f"wildcard only at the end of a word: {raw!r}")
+    pattern = " ".join(fold(body).split())
+    if not pattern:
+        raise QueryError(f"empty term {raw!r}")
+    if prefix and len(pattern.replace(" ", "")) < MIN_PREFIX:
+        raise QueryError(f"prefix {raw!r} is too short: give at least {MIN_PREFIX} letters")
+    return Term(pattern=pattern, prefix=prefix, raw=raw.strip(), fields=fields)
+
+
+class _Parser:
+    def __init__(self, query: str) -> None:
+        self.tokens = _tokenize(query)
+        self.pos = 0
+
+    def peek(self) -> _Token | None:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def take(self, kind: str | None = None) -> _Token:
+        tok = self.peek()
+        if tok is None:
+            raise QueryError("query ends too early" + (f": expected {kind}" if kind else ""))
+        if kind and tok.kind != kind:
+            raise QueryError(f"expected {kind} at column {tok.col}, found {tok.text!r}")
+        self.pos += 1
+        return tok
+
+    def parse(self) -> Node:
+        if not self.tokens:
+            raise QueryError("query is empty")
+        node = self.parse_or()
+        tok = self.peek()
+        if tok is not None:
+            what = "unbalanced ')'" if tok.kind == "rpar" else f"unexpected {tok.text!r}"
+            raise QueryError(f"{what} at column {tok.col}")
+        return node
+
+    def parse_or(self) -> Node:
+        children = [self.parse_and()]
+        while (tok := self.peek()) is not None and tok.kind == "OR":
+            self.take()
+            children.append(self.parse_and())
+        return children[0] if len(children) == 1 else Or(tuple(children))
+
+    def parse_and(self) -> Node:
+        children = [self.parse_unary()]
+        while (tok := self.peek()) is not None and tok.kind not in {"OR", "rpar", "comma"}:
+            if tok.kind == "AND":
+                self.take()
+            children.append(self.parse_unary())
+        return children[0] if len(children) == 1 else And(tuple(children))
+
+    def parse_unary(self) -> Node:
+        tok = self.peek()
+        if tok is not None and tok.kind == "NOT":
+            self.take()
+            return Not(self.parse_unary())
+        return self.parse_near()
+
+    def parse_near(self) -> Node:
+        left = self.parse_primary()
+        while (tok := self.peek()) is not None and tok.kind == "near":
+            self.take()
+            dist = tok.text.partition("/")[2]
+            if not dist:
+                raise QueryError(f"NEAR needs a distance in words, e.g. NEAR/5 (column {tok.col})")
+            right = self.parse_primary()
+            for side in (left, right):
+                if not _is_positional(side):
+                    raise QueryError(
+                        f"NEAR at column {tok.col} joins terms, phrases, actors or OR-groups "
+                        "of them, not AND/NOT expressions"
+                    )
+            left = Near(left, right, int(dist))
+        return left
+
+    def parse_primary(self, fields: tuple[str, ...] = FIELDS) -> Node:
+        tok = self.peek()
+        if tok is None:
+            raise QueryError("query ends where a term was expected")
+        if tok.kind == "lpar":
+            self.take()
+            node = self.parse_or()
+            self.take_closing(tok)
+            return _restrict(node, fields)
+        if tok.kind == "ATLEAST":
+            return self.parse_atleast(fields)
+        if tok.kind == "field":
+            self.take()
+            name = tok.text[:-1]
+            return self.parse_primary(FIELDS if name == "text" else (name,))
+        self.take()
+        if tok.kind == "actor":
+            return ActorRef(tok.text[1:].lower(), fields)
+        if tok.kind in {"word", "phrase"}:
+            return parse_term(tok.text, fields)
+        if tok.kind == "rpar":
+            raise QueryError(f"unbalanced ')' at column {tok.col}")
+        raise QueryError(f"expected a term at column {tok.col}, found {tok.text!r}")
+
+    def take_closing(self, opening: _Token) -> None:
+        tok = self.peek()
+        if tok is None or tok.kind != "rpar":
+            raise QueryError(f"unbalanced '(' at column {opening.col}: no closing ')'")
+        self.take()
+
+    def parse_atleast(self, fields: tuple[str, ...]) -> Node:
+        head = self.take("ATLEAST")
+        count_tok = self.take("word")
+        if not count_tok.text.isdigit() or int(count_tok.text) < 1:
+            raise QueryError(f"ATLEAST needs a count, e.g. ATLEAST 2 (...) (column {head.col})")
+        opening = self.take("lpar")
+        children = [self.parse_or()]
+        while (tok := self.peek()) is not None and tok.kind == "comma":
+            self.take()
+            children.append(self.parse_or())
+        self.take_closing(opening)
+        count = int(count_tok.text)
+        if count > len(children):
+            raise QueryError(
+                f"ATLEAST {count} at column {head.col} lists only {len(children)} alternatives"
+            )
+        return _restrict(AtLeast(count, tuple(children)), fields)
+
+
+def _is_positional(node: Node) -> bool:
+    if isinstance(node, Term | ActorRef):
+        return True
+    return isinstance(node, Or) and all(_is_positional(c) for c in node.children)
+
+
+def _restrict(node: Node, fields: tuple[str, ...]) -> Node:
+    """Apply a `title:(...)` restriction to every leaf below it."""
+    if fields == FIELDS:
+        return node
+    match node:
+        case Term():
+            return Term(node.pattern, node.prefix, node.raw, fields)
+        case ActorRef():
+            return ActorRef(node.actor, fields)
+        case And() | Or() | AtLeast():
+            kids = tuple(_restrict(c, fields) for c in node.children)
+            if isinstance(node, AtLeast):
+                return AtLeast(node.count, kids)
+            return type(node)(kids)
+        case Not():
+            return Not(_restrict(node.child, fields))
+        case Near():
+            return Near(_restrict(node.left, fields), _restrict(node.right, fields), node.distance)
+    raise TypeError(node)
+
+
+def parse_query(query: str) -> Node:
+    """Parse a query; raises QueryError with the column of the problem."""
+    node = _Parser(query).parse()
+    if not needs_presence(node):
+        raise QueryError(
+            "query could match an item that contains none of its terms (a bare NOT, or an OR "
+            "with a NOT branch): add a term that must appear"
+        )
+    return node
+
+
+def needs_presence(node: Node) -> bool:
+    """True when the query can only be satisfied by some term occurring in the item.
+
+    The engine only evaluates rules whose terms occurred, so a query true on absence alone
+    would silently never fire."""
+    match node:
+        case Term() | ActorRef() | Near():
+            return True
+        case Not():
+            return False
+        case And():
+            return any(needs_presence(c) for c in node.children)
+        case Or():
+            return all(needs_presence(c) for c in node.children)
+        case AtLeast():
+            free = sum(1 for c in node.children if not needs_presence(c))
+            return free < node.count
+    raise TypeError(node)
+
+
+def walk(node: Node, negated: bool = False) -> Iterator[tuple[Node, bool]]:
+    """Every node with whether it sits below a NOT."""
+    yield node, negated
+    match node:
+        case And() | Or() | AtLeast():
+            for child in node.children:
+                yield from walk(child, negated)
+        case Not():
+            yield from walk(node.child, not negated)
+        case Near():
+            yield from walk(node.left, negated)
+            yield from walk(node.right, negated)
+
+
+# --- YAML with line numbers ---------------------------------------------------------------
+
+
+class _LineLoader(yaml.SafeLoader):
+    """Safe loader that records the line of every mapping and of each of its keys."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
+    mapping = loader.construct_mapping(node, deep=True)
+    mapping["__line__"] = node.start_mark.line + 1
+    mapping["__lines__"] = {
+        str(key.value): key.start_mark.line + 1 for key, _ in node.value if hasattr(key, "value")
+    }
+    return mapping
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+_ACTOR_KEYS = {"id", "name", "kind", "aliases", "context", "exclude", "window", "description"}
+_RULE_KEYS = {"id", "title", "description", "priority", "tags", "query"}
+
+
+class _Problems:
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, where: str, message: str) -> None:
+        self.items.append(f"{where}: {message}")
+
+
+def _line_of(entry: dict[str, Any], key: str | None = None) -> int:
+    if key is not None and key in entry.get("__lines__", {}):
+        return int(entry["__lines__"][key])
+    return int(entry.get("__line__", 1))
+
+
+def rule_files(root: Path) -> list[Path]:
+    if root.is_file():
+        return [root]
+    return sorted(p for p in root.rglob("*.y*ml") if p.suffix in {".yaml", ".yml"})
+
+
+def load_rules(path: Path | str) -> RuleSet:
+    """Load and validate every rule file under `path`; raise RuleError listing every problem."""
+    root = Path(path)
+    if not root.exists():
+        raise RuleError([f"{root}: rules path does not exist"])
+    problems = _Problems()
+    ruleset = RuleSet(files=rule_files(root))
+    raw_rules: list[tuple[str, dict[str, Any], str]] = []
+    for file in ruleset.files:
+        doc = _read_yaml(file, problems)
+        if doc is None:
+            continue
+        prefix = _namespace(root, file)
+        for entry in _section(doc, "actors", file, problems):
+            actor = _build_actor(entry, file, problems)
+            if actor is None:
+                continue
+            if actor.id in ruleset.actors:
+                problems.add(
+                    actor.origin,
+                    f"duplicate actor id {actor.id!r} "
+                    f"(first defined at {ruleset.actors[actor.id].origin})",
+                )
+            else:
+                ruleset.actors[actor.id] = actor
+        for entry in _section(doc, "rules", file, problems):
+            raw_rules.append((prefix, entry, str(file)))
+    seen: dict[str, str] = {}
+    for prefix, entry, file in raw_rules:
+        rule = _build_rule(prefix, entry, file, ruleset.actors, problems)
+        if rule is None:
+            continue
+        if rule.id in seen:
+            problems.add(rule.origin, f"duplicate rule id {rule.id!r} (first at {seen[rule.id]})")
+            continue
+        seen[rule.id] = rule.origin
+        ruleset.rules.append(rule)
+    if not ruleset.files:
+        problems.add(str(root), "no rule files (*.yaml) found")
+    if problems.items:
+        raise RuleError(problems.items)
+    return ruleset
+
+
+def _namespace(root: Path, file: Path) -> str:
+    if root.is_file():
+        return ""
+    parent = file.parent.relative_to(root)
+    return "" if str(parent) == "." else parent.as_posix() + "/"
+
+
+def _read_yaml(file: Path, problems: _Problems) -> dict[str, Any] | None:
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.add(f"{file}:1", f"cannot read file: {exc}")
+        return None
+    try:
+        doc = yaml.load(text, Loader=_LineLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        problems.add(f"{file}:{line}", f"YAML error: {exc.problem or exc}")
+        return None
+    except yaml.YAMLError as exc:
+        problems.add(f"{file}:1", f"YAML error: {exc}")
+        return None
+    if doc is None:
+        return None
+    if not isinstance(doc, dict):
+        problems.add(f"{file}:1", "expected a mapping with 'actors:' and/or 'rules:'")
+        return None
+    for key in doc:
+        if key not in {"actors", "rules", "__line__", "__lines__"}:
+            problems.add(
+                f"{file}:{_line_of(doc, key)}",
+                f"unknown section {key!r} (expected 'actors' or 'rules')",
+            )
+    return doc
+
+
+def _section(doc: dict[str, Any], key: str, file: Path, problems: _Problems) -> list[dict]:
+    entries = doc.get(key) or []
+    if not isinstance(entries, list):
+        problems.add(f"{file}:{_line_of(doc, key)}", f"'{key}' must be a list")
+        return []
+    good = []
+    for entry in entries:
+        if isinstance(entry, dict):
+            good.append(entry)
+        else:
+            problems.add(
+                f"{file}:{_line_of(doc, key)}",
+                f"each entry of '{key}' must be a mapping, got {entry!r}",
+            )
+    return good
+
+
+def _check_keys(
+    entry: dict, allowed: set[str], where: str, file: Path | str, problems: _Problems
+) -> None:
+    for key in entry:
+        if key not in allowed and not key.startswith("__"):
+            hint = ", ".join(sorted(allowed))
+            problems.add(
+                f"{file}:{_line_of(entry, key)}", f"{where}: unknown key {key!r} (allowed: {hint})"
+            )
+
+
+def _string_list(
+    entry: dict, key: str, where: str, file: Path | str, problems: _Problems
+) -> list[str]:
+    value = entry.get(key) or []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str | int) for v in value):
+        problems.add(f"{file}:{_line_of(entry, key)}", f"{where}: '{key}' must be a list of text")
+        return []
+    return [str(v) for v in value]
+
+
+def _terms(entry: dict, key: str, where: str, file: Path, problems: _Problems) -> list[Term]:
+    terms = []
+    for raw in _string_list(entry, key, where, file, problems):
+        try:
+            terms.append(parse_term(raw))
+        except QueryError as exc:
+            problems.add(f"{file}:{_line_of(entry, key)}", f"{where}: {key}: {exc}")
+    return terms
+
+
+def _build_actor(entry: dict, file: Path, problems: _Problems) -> Actor | None:
+    origin = f"{file}:{_line_of(entry)}"
+    actor_id = str(entry.get("id") or "").strip().lower()
+    if not actor_id:
+        problems.add(origin, "actor without an 'id'")
+        return None
+    where = f"actor {actor_id!r}"
+    _check_keys(entry, _ACTOR_KEYS, where, file, problems)
+    kind = str(entry.get("kind", "organisation"))
+    if kind not in ACTOR_KINDS:
+        problems.add(
+            f"{file}:{_line_of(entry, 'kind')}",
+            f"{where}: kind {kind!r} is not one of {', '.join(ACTOR_KINDS)}",
+        )
+    aliases = _terms(entry, "aliases", where, file, problems)
+    if not aliases:
+        problems.add(origin, f"{where}: needs at least one alias under 'aliases'")
+    window = entry.get("window", DEFAULT_WINDOW)
+    if not isinstance(window, int) or window < 1:
+        problems.add(
+            f"{file}:{_line_of(entry, 'window')}",
+            f"{where}: 'window' must be a positive number of words",
+        )
+        window = DEFAULT_WINDOW
+    return Actor(
+        id=actor_id,
+        name=str(entry.get("name") or actor_id),
+        kind=kind,
+        aliases=tuple(aliases),
+        context=tuple(_terms(entry, "context", where, file, problems)),
+        exclude=tuple(_terms(entry, "exclude", where, file, problems)),
+        window=window,
+        origin=origin,
+    )
+
+
+def _build_rule(
+    prefix: str, entry: dict, file: str, actors: dict[str, Actor], problems: _Problems
+) -> Rule | None:
+    origin = f"{file}:{_line_of(entry)}"
+    local_id = str(entry.get("id") or "").strip()
+    if not local_id:
+        problems.add(origin, "rule without an 'id'")
+        return None
+    rule_id = prefix + local_id
+    where = f"rule {rule_id!r}"
+    _check_keys(entry, _RULE_KEYS, where, file, problems)
+    priority = str(entry.get("priority", "normal"))
+    if priority not in PRIORITIES:
+        problems.add(
+            f"{file}:{_line_of(entry, 'priority')}",
+            f"{where}: priority {priority!r} is not one of low, normal, urgent",
+        )
+        return None
+    query_text = entry.get("query")
+    query_where = f"{file}:{_line_of(entry, 'query')}"
+    if not isinstance(query_text, str) or not query_text.strip():
+        problems.add(query_where, f"{where}: needs a non-empty 'query'")
+        return None
+    try:
+        query = parse_query(query_text)
+    except QueryError as exc:
+        problems.add(query_where, f"{where}: query: {exc}")
+        return None
+    unknown = sorted({n.actor for n, _ in walk(query) if isinstance(n, ActorRef)} - set(actors))
+    for name in unknown:
+        problems.add(query_where, f"{where}: unknown actor @{name}")
+    if unknown:
+        return None
+    return Rule(
+        id=rule_id,
+        title=str(entry.get("title") or local_id),
+        query=query,
+        query_text=" ".join(query_text.split()),
+        priority=priority,  # type: ignore[arg-type]
+        tags=tuple(_string_list(entry, "tags", where, file, problems)),
+        description=str(entry.get("description") or ""),
+        origin=origin,
+    )

@@ -1,0 +1,347 @@
+"""Every SQL statement of the service. SQLite through sqlite-utils: WAL, a busy timeout,
+foreign keys, batched writes per source and cycle."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from monitor.errors import StoreError
+from monitor.migrations import migrate
+from monitor.models import FetchState, Hit, Item, Source
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class CycleOutcome:
+    """What one source's fetch produced, written in one transaction."""
+
+    source: str
+    status: int | None
+    parsed: int = 0
+    new_items: Sequence[Item] = ()
+    hits: Sequence[tuple[str, Hit]] = ()  # (item id, hit)
+    also_seen: Sequence[tuple[str, Item]] = ()  # (stored item id, duplicate from here)
+    state: FetchState | None = None
+    error: str | None = None
+
+
+class Store:
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # Autocommit: every multi-statement write goes through `db.atomic()`, so a transaction
+            # never stays open by accident between calls.
+            conn = sqlite3.connect(
+                str(path),
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            self.db = Database(conn)
+            migrate(self.db)
+        except (sqlite3.Error, RuntimeError) as exc:
+            raise StoreError(f"{path}: cannot open database: {exc}") from exc
+        self.conn = conn
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self.db.atomic():
+            yield
+
+    # -- sources ---------------------------------------------------------------------------
+
+    def sync_sources(self, sources: Iterable[Source]) -> None:
+        """Make the sources table match the config, keeping each source's fetch state."""
+        rows = [
+            {
+                "name": s.name,
+                "url": s.url,
+                "kind": s.kind,
+                "interval": s.interval,
+                "tags": json.dumps(list(s.tags)),
+            }
+            for s in sources
+        ]
+        with self.transaction():
+            for row in rows:
+                old = self.conn.execute("SELECT url FROM sources WHERE name = ?", [row["name"]])
+                found = old.fetchone()
+                if found and found[0] != row["url"]:  # a new address starts from a clean state
+                    row |= {"etag": None, "last_modified": None, "content_hash": None}
+                self.db["sources"].upsert(row, pk="name")
+
+    def fetch_state(self, name: str) -> FetchState:
+        row = self.conn.execute(
+            "SELECT etag, last_modified, content_hash FROM sources WHERE name = ?", [name]
+        ).fetchone()
+        return FetchState(*row) if row else FetchState()
+
+    def due_sources(self, names: Iterable[str], now: datetime) -> list[str]:
+        wanted = list(names)
+        due = {
+            r[0]
+            for r in self.conn.execute(
+                "SELECT name FROM sources WHERE next_check IS NULL OR next_check <= ?", [iso(now)]
+            )
+        }
+        return [n for n in wanted if n in due]
+
+    def source_rows(self) -> list[dict[str, Any]]:
+        return list(self.db.query("SELECT * FROM sources ORDER BY error_count DESC, name"))
+
+    # -- items -----------------------------------------------------------------------------
+
+    def find_known(self, items: Sequence[Item]) -> dict[str, str]:
+        """For items already stored (same id, canonical URL or fingerprint): item id -> the
+        stored item's id. Items not in the result are new."""
+        if not items:
+            return {}
+        known: dict[str, str] = {}
+        for column, attr in (("id", "id"), ("url", "url"), ("fingerprint", "fingerprint")):
+            values = {getattr(i, attr) for i in items if getattr(i, attr)}
+            for chunk in _chunks(sorted(values), 500):
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT {column}, id FROM items WHERE {column} IN ({marks})"
+                found = dict(self.conn.execute(sql, chunk).fetchall())
+                for item in items:
+                    value = getattr(item, attr)
+                    if value in found and item.id not in known:
+                        known[item.id] = found[value]
+        return known
+
+    def save_cycle(self, outcome: CycleOutcome, now: datetime, next_check: datetime) -> None:
+        """Store a source's new items, their hits and its fetch status, all or nothing."""
+        stamp = iso(now)
+        with self.transaction():
+            if outcome.new_items:
+                self.db["items"].insert_all(
+                    ({**asdict(i), "first_seen": stamp} for i in outcome.new_items),
+                    pk="id",
+                    ignore=True,
+                )
+            links = [(i.id, i) for i in outcome.new_items] + list(outcome.also_seen)
+            self.db["item_sources"].insert_all(
+                (
+                    {"item_id": stored, "source": outcome.source, "url": i.url, "seen_at": stamp}
+                    for stored, i in links
+                ),
+                ignore=True,
+            )
+            if outcome.hits:
+                self.db["hits"].insert_all(
+                    (_hit_row(item_id, hit, stamp) for item_id, hit in outcome.hits), ignore=True
+                )
+            self._record_status(outcome, stamp, iso(next_check))
+
+    def _record_status(self, outcome: CycleOutcome, stamp: str, next_check: str) -> None:
+        row: dict[str, Any] = {
+            "last_checked": stamp,
+            "last_status": outcome.status,
+            "next_check": next_check,
+        }
+        if outcome.error is None:
+            row |= {
+                "last_success": stamp,
+                "last_error": None,
+                "error_count": 0,
+                "last_new": len(outcome.new_items),
+                "last_seen": len(outcome.also_seen),
+            }
+            if outcome.status != 304:
+                row["last_parsed"] = outcome.parsed
+            if outcome.state is not None:
+                row |= {
+                    "etag": outcome.state.etag,
+                    "last_modified": outcome.state.last_modified,
+                    "content_hash": outcome.state.content_hash,
+                }
+            self.conn.execute(
+                "UPDATE sources SET items_total = items_total + ? WHERE name = ?",
+                [len(outcome.new_items), outcome.source],
+            )
+        else:
+            row["last_error"] = outcome.error
+            self.conn.execute(
+                "UPDATE sources SET error_count = error_count + 1 WHERE name = ?", [outcome.source]
+            )
+        self.db["sources"].update(outcome.source, row)
+
+    def search(self, query: str, limit: int = 20) -> list[dict[str, Any]]:
+        """Full-text search; every word must occur (quoted, so FTS syntax cannot break it)."""
+        words = re.findall(r"\w+", query)
+        if not words:
+            return []
+        match = " ".join(f'"{w}"' for w in words)
+        sql = """
+            SELECT items.id, items.title, items.url, items.source, items.published,
+                   snippet(items_fts, -1, '[', ']', ' … ', 12) AS snippet
+            FROM items_fts JOIN items ON items.rowid = items_fts.rowid
+            WHERE items_fts MATCH ? ORDER BY rank LIMIT ?
+        """
+        return list(self.db.query(sql, [match, limit]))
+
+    def counts(self) -> dict[str, int]:
+        return {
+            t: self.conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            for t in ("sources", "items", "hits", "digests")
+        }
+
+    # -- digests ---------------------------------------------------------------------------
+
+    def undelivered_hits(self, digest: str) -> list[dict[str, Any]]:
+        """Hits not yet placed in any digest of this name, with their item, newest first."""
+        sql = """
+            SELECT hits.id AS hit_id, hits.rule, hits.priority, hits.actors, hits.evidence,
+                   hits.created_at, items.id AS item_id, items.title, items.summary,
+                   items.content, items.url, items.published, items.source,
+                   (SELECT group_concat(source, '\x1f') FROM item_sources
+                    WHERE item_sources.item_id = items.id) AS sources
+            FROM hits JOIN items ON items.id = hits.item_id
+            WHERE NOT EXISTS (SELECT 1 FROM digest_hits dh
+                              WHERE dh.name = ? AND dh.hit_id = hits.id)
+            ORDER BY hits.created_at DESC, hits.id DESC
+        """
+        rows = []
+        for row in self.db.query(sql, [digest]):
+            row["actors"] = json.loads(row["actors"] or "[]")
+            row["evidence"] = json.loads(row["evidence"] or "[]")
+            row["sources"] = (row["sources"] or row["source"]).split("\x1f")
+            rows.append(row)
+        return rows
+
+    def failed_sources_since(self, since: str | None) -> list[dict[str, Any]]:
+        sql = """SELECT name, last_error, last_checked, error_count FROM sources
+                 WHERE last_error IS NOT NULL"""
+        params: list[Any] = []
+        if since:
+            sql += " AND last_checked >= ?"
+            params.append(since)
+        return list(self.db.query(sql + " ORDER BY name", params))
+
+    def last_digest_time(self, name: str) -> str | None:
+        row = self.conn.execute(
+            "SELECT max(created_at) FROM digests WHERE name = ?", [name]
+        ).fetchone()
+        return row[0] if row else None
+
+    def record_digest(
+        self,
+        name: str,
+        subject: str,
+        message_id: str,
+        recipients: Sequence[str],
+        message: bytes,
+        hit_ids: Sequence[int],
+        now: datetime,
+    ) -> int:
+        """Record a built digest and claim its hits, in one transaction: from here on the
+        hits belong to this digest, whether it is sent now or after a restart."""
+        with self.transaction():
+            digest_id = (
+                self.db["digests"]
+                .insert(
+                    {
+                        "name": name,
+                        "created_at": iso(now),
+                        "subject": subject,
+                        "message_id": message_id,
+                        "recipients": json.dumps(list(recipients)),
+                        "message": message,
+                        "status": "pending",
+                        "attempts": 0,
+                        "next_attempt": iso(now),
+                    }
+                )
+                .last_pk
+            )
+            self.db["digest_hits"].insert_all(
+                {"digest_id": digest_id, "hit_id": h, "name": name} for h in hit_ids
+            )
+        return int(digest_id)
+
+    def pending_digests(self, now: datetime) -> list[dict[str, Any]]:
+        sql = """SELECT * FROM digests WHERE status = 'pending' AND next_attempt <= ?
+                 ORDER BY id"""
+        return list(self.db.query(sql, [iso(now)]))
+
+    def mark_sent(self, digest_id: int, now: datetime, detail: str = "") -> None:
+        with self.transaction():
+            self.conn.execute(
+                "UPDATE digests SET status = 'sent', sent_at = ?, attempts = attempts + 1, "
+                "last_error = NULL WHERE id = ?",
+                [iso(now), digest_id],
+            )
+            self._log_delivery(digest_id, now, "sent", detail)
+
+    def mark_failed(
+        self, digest_id: int, now: datetime, error: str, retry_at: datetime | None
+    ) -> None:
+        """A failed attempt: retried at `retry_at`, or given up for good when it is None."""
+        status = "pending" if retry_at else "failed"
+        with self.transaction():
+            self.conn.execute(
+                "UPDATE digests SET status = ?, attempts = attempts + 1, last_error = ?, "
+                "next_attempt = ? WHERE id = ?",
+                [status, error, iso(retry_at) if retry_at else None, digest_id],
+            )
+            self._log_delivery(digest_id, now, "retry" if retry_at else "failed", error)
+
+    def _log_delivery(self, digest_id: int, now: datetime, outcome: str, detail: str) -> None:
+        self.db["deliveries"].insert(
+            {"digest_id": digest_id, "attempted_at": iso(now), "outcome": outcome, "detail": detail}
+        )
+
+    def digest_rows(self, limit: int = 20) -> list[dict[str, Any]]:
+        sql = """SELECT id, name, created_at, subject, status, attempts, last_error, sent_at,
+                 (SELECT count(*) FROM digest_hits WHERE digest_id = digests.id) AS hits
+                 FROM digests ORDER BY id DESC LIMIT ?"""
+        return list(self.db.query(sql, [limit]))
+
+
+def _hit_row(item_id: str, hit: Hit, stamp: str) -> dict[str, Any]:
+    return {
+        "item_id": item_id,
+        "rule": hit.rule,
+        "priority": hit.priority,
+        "actors": json.dumps(list(hit.actors)),
+        "evidence": json.dumps([asdict(e) for e in hit.evidence], ensure_ascii=False),
+        "created_at": stamp,
+    }
+
+
+def _chunks(values: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def backoff(attempts: int, base: int = 60, cap: int = 3600) -> timedelta:
+    """Delay before retry number `attempts` + 1: doubling from `base`, at most `cap` seconds."""
+    return timedelta(seconds=min(cap, base * 2 ** max(0, attempts)))

@@ -1,0 +1,184 @@
+"""Real parts for every test: an HTTP server on 127.0.0.1 serving feed files and scripted
+responses, an aiosmtpd server on 127.0.0.1 that keeps what it receives, a config file in a
+temp folder, and a real SQLite database there."""
+
+from __future__ import annotations
+
+import socket
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+
+DATA = Path(__file__).parent / "data"
+FEEDS = DATA / "feeds"
+TEST_RULES = DATA / "rules"
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+class FeedServer:
+    """Serves files from tests/data/feeds, plus scripted routes; honours If-None-Match."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Response] = {}
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+
+            def do_GET(self) -> None:
+                server.requests.append((self.path, dict(self.headers)))
+                response = server.response_for(self.path)
+                if response.delay:
+                    time.sleep(response.delay)
+                etag = response.headers.get("ETag")
+                if etag and self.headers.get("If-None-Match") == etag:
+                    self.send_response(304)
+                    self.send_header("ETag", etag)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self.send_response(response.status)
+                for name, value in response.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(response.body)))
+                self.end_headers()
+                self.wfile.write(response.body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def response_for(self, path: str) -> Response:
+        if path in self.routes:
+            return self.routes[path]
+        file = FEEDS / path.lstrip("/").split("?")[0]
+        if file.is_file():
+            kind = "application/feed+json" if file.suffix == ".json" else "application/xml"
+            return Response(200, file.read_bytes(), {"Content-Type": kind})
+        return Response(404, b"not found", {"Content-Type": "text/plain"})
+
+    def url(self, path: str) -> str:
+        return f"{self.base}/{path.lstrip('/')}"
+
+    def hits(self, path: str) -> int:
+        return sum(1 for p, _ in self.requests if p == path)
+
+
+@pytest.fixture
+def feed_server() -> Iterator[FeedServer]:
+    server = FeedServer()
+    thread = threading.Thread(target=server.httpd.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.httpd.shutdown()
+    server.httpd.server_close()
+
+
+class _Inbox:
+    def __init__(self) -> None:
+        self.envelopes: list[tuple[str, list[str], bytes]] = []
+        self.fail_with: str | None = None  # e.g. "451 try later" or "554 rejected"
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        if self.fail_with:
+            return self.fail_with
+        self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        return "250 OK"
+
+    def messages(self) -> list[EmailMessage]:
+        return [message_from_bytes(raw, policy=policy.default) for _, _, raw in self.envelopes]
+
+
+@dataclass
+class SmtpServer:
+    host: str
+    port: int
+    inbox: _Inbox
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    inbox = _Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield SmtpServer("127.0.0.1", port, inbox)
+    controller.stop()
+
+
+def write_config(folder: Path, sources: list[dict], smtp: SmtpServer | None = None,
+                 digest: str = "", rules: Path = TEST_RULES) -> Path:  # fmt: skip
+    """A monitor.toml in `folder` for these sources, optionally sending to `smtp`."""
+    lines = [
+        "[monitor]",
+        f'database = "{(folder / "monitor.db").as_posix()}"',
+        f'rules = "{rules.as_posix()}"',
+        f'outbox = "{(folder / "outbox").as_posix()}"',
+        "[fetch]",
+        "timeout = 5",
+        "",
+    ]
+    for source in sources:
+        lines.append("[[sources]]")
+        for key, value in source.items():
+            lines.append(f"{key} = {_toml(value)}")
+        lines.append("")
+    if smtp is not None:
+        lines += [
+            "[smtp]",
+            f'host = "{smtp.host}"',
+            f"port = {smtp.port}",
+            'security = "none"',
+            'sender = "News Monitor <monitor@example.org>"',
+            "timeout = 5",
+            "",
+        ]
+    lines.append(
+        textwrap.dedent(digest)
+        or textwrap.dedent("""
+        [[digests]]
+        name = "daily"
+        title = "Balkans watch"
+        timezone = "Europe/Rome"
+        to = ["analyst@example.org"]
+        """)
+    )
+    path = folder / "monitor.toml"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
+    return str(value).lower() if isinstance(value, bool) else str(value)

@@ -442,14 +442,14 @@ def load_rules(path: Path | str) -> RuleSet:
             raw_rules.append((prefix, entry, str(file)))
     seen: dict[str, str] = {}
     for prefix, entry, file in raw_rules:
+        rule_id, origin = prefix + str(entry.get("id") or "").strip(), f"{file}:{_line_of(entry)}"
+        if rule_id in seen and rule_id != prefix:
+            problems.add(origin, f"duplicate rule id {rule_id!r} (first at {seen[rule_id]})")
+            continue
+        seen[rule_id] = origin
         rule = _build_rule(prefix, entry, file, ruleset.actors, problems)
-        if rule is None:
-            continue
-        if rule.id in seen:
-            problems.add(rule.origin, f"duplicate rule id {rule.id!r} (first at {seen[rule.id]})")
-            continue
-        seen[rule.id] = rule.origin
-        ruleset.rules.append(rule)
+        if rule is not None:
+            ruleset.rules.append(rule)
     if not ruleset.files:
         problems.add(str(root), "no rule files (*.yaml) found")
     if problems.items:

@@ -1,0 +1,121 @@
+"""The matching engine, table-driven: what hits, what does not, and the evidence it keeps."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from monitor.match import Engine, RuleWatcher, explain
+from monitor.models import Item
+from monitor.rules import load_rules
+
+RULES = """\
+actors:
+  - id: kfor
+    name: KFOR
+    aliases: [KFOR, K-FOR, "Kosovo Force", КФОР]
+  - id: nis
+    name: NIS
+    aliases: [NIS, "Naftna Industrija Srbije"]
+    context: [oil, gas, "Gazprom*", fuel, "refiner*", sanction*]
+    window: 8
+  - id: wagner
+    name: Wagner Group
+    aliases: [Wagner, "Wagner Group"]
+    exclude: [opera, composer, Bayreuth, Ring, Tannhäuser]
+  - id: serbia
+    name: Serbia
+    aliases: [Serbia, "Serbian*", Serbs, Србија, Vučić]
+  - id: kosovo
+    name: Kosovo
+    aliases: ["Kosov*", Pristina]
+rules:
+  - id: kfor
+    priority: urgent
+    query: '@kfor AND (patrol* OR troops)'
+  - id: nis
+    query: '@nis'
+  - id: wagner
+    query: '@wagner AND (@serbia OR @kosovo)'
+  - id: plates
+    query: '"licence plates" OR "license plates" OR (plates NEAR/3 (car OR vehicle))'
+  - id: both
+    query: 'ATLEAST 2 (@serbia, @kosovo, @kfor) NOT title:(football OR match)'
+  - id: title-only
+    query: 'title:kosovo'
+"""
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    folder = tmp_path_factory.mktemp("rules")
+    (folder / "r.yaml").write_text(RULES, encoding="utf-8")
+    return Engine(load_rules(folder))
+
+
+def item(title: str, summary: str = "") -> Item:
+    return Item("i", "s", "", "", title, summary, "", "", "")
+
+
+@pytest.mark.parametrize(
+    ("title", "summary", "rules"),
+    [
+        ("K-FOR troops deployed", "", {"kfor"}),
+        ("КФОР појачава патроле", "", {"kfor"}),  # патроле folds to 'patrole'
+        ("КФОР troops in the north", "", {"kfor"}),
+        ("NIS announces results", "The oil company is majority-owned by Gazprom Neft.", set()),
+        ("US sanctions hit NIS oil company", "", {"nis"}),
+        ("Niš hosts jazz festival", "", set()),
+        ("Wagner recruits in Serbia", "", {"wagner"}),
+        ("Wagner opera premieres in Serbia", "", set()),
+        ("Recipe: serving plates", "Warm the plates before serving.", set()),
+        ("Kosovo car plates dispute", "", {"plates", "title-only"}),
+        ("Vucic meets envoys on Kosovo", "", {"both", "title-only"}),
+        ("Serbia v Kosovo football match ends 2-1", "", {"title-only"}),
+        ("Talks in Brussels", "Kosovo was discussed", set()),
+        ("Serbians", "", set()),
+    ],
+)
+def test_table(engine: Engine, title: str, summary: str, rules: set[str]) -> None:
+    assert {h.rule for h in engine.match(item(title, summary))} == rules
+
+
+def test_hits_carry_evidence_with_offsets_in_the_original_text(engine: Engine) -> None:
+    text = "Predsednik Vučić said Priština must act, as K-FOR troops watched."
+    hits = {h.rule: h for h in engine.match(item("", text))}
+    both = hits["both"]
+    assert set(both.actors) == {"kfor", "kosovo", "serbia"}
+    spans = {(e.text, text[e.start : e.end]) for e in both.evidence}
+    assert ("Vučić", "Vučić") in spans and ("K-FOR", "K-FOR") in spans
+    assert hits["kfor"].priority == "urgent"
+
+
+def test_matching_is_deterministic(engine: Engine) -> None:
+    sample = item("KFOR troops and Serbian police near Kosovo border", "Vučić spoke.")
+    assert engine.match(sample) == engine.match(sample)
+
+
+def test_explain_says_why_not(engine: Engine) -> None:
+    ruleset = engine.ruleset
+    lines, matched = explain(engine, ruleset.rule("nis"), item("Niš jazz festival", "NIS"))
+    assert not matched
+    assert any("context/exclude words rule it out" in line for line in lines)
+
+
+def test_watcher_keeps_last_good_rules(tmp_path: Path) -> None:
+    rules = tmp_path / "r.yaml"
+    rules.write_text("rules:\n  - id: a\n    query: kosovo\n", encoding="utf-8")
+    watcher = RuleWatcher(tmp_path)
+    rules.write_text(textwrap.dedent("""\
+        rules:
+          - id: a
+            query: '(kosovo'
+        """), encoding="utf-8")  # fmt: skip
+    assert watcher.refresh() is False
+    assert watcher.error is not None and "r.yaml:3" in watcher.error.problems[0]
+    assert [h.rule for h in watcher.engine.match(item("Kosovo"))] == ["a"]
+    rules.write_text("rules:\n  - id: b\n    query: serbia\n", encoding="utf-8")
+    assert watcher.refresh() is True
+    assert [h.rule for h in watcher.engine.match(item("Serbia"))] == ["b"]

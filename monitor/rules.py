@@ -453,8 +453,15 @@ def load_rules(path: Path | str) -> RuleSet:
     if not ruleset.files:
         problems.add(str(root), "no rule files (*.yaml) found")
     if problems.items:
-        raise RuleError(problems.items)
+        raise RuleError(sorted(problems.items, key=_location))
     return ruleset
+
+
+def _location(problem: str) -> tuple[str, int]:
+    """Sort key for `file:line: message`, so problems read top to bottom per file."""
+    file, _, rest = problem.partition(":")
+    line = rest.partition(":")[0]
+    return (file, int(line) if line.isdigit() else 0)
 
 
 def _namespace(root: Path, file: Path) -> str:

@@ -67,6 +67,7 @@ class Engine:
         self._ids: dict[tuple[str, bool], int] = {}
         self._raw: list[str] = []
         self._triggers: dict[int, set[int]] = {}  # pattern id -> rules it can start
+        self._needs: list[list[frozenset[int]]] = []  # per rule: groups that must all occur
         self._actor_aliases: dict[str, list[int]] = {}
         self._automaton = ahocorasick.Automaton()
         self._build()
@@ -80,22 +81,28 @@ class Engine:
             self._raw.append(term.raw)
         return self._ids[key]
 
+    def _group_pids(self, group: Group) -> frozenset[int]:
+        pids: set[int] = set()
+        for leaf in group[1]:
+            if isinstance(leaf, Term):
+                pids.add(self._pid(leaf))
+            else:
+                pids.update(self._actor_aliases.get(leaf.actor, []))
+        return frozenset(pids)
+
     def _build(self) -> None:
         for actor in self.ruleset.actors.values():
             self._actor_aliases[actor.id] = [self._pid(t) for t in actor.aliases]
             for term in (*actor.context, *actor.exclude):
                 self._pid(term)
         for index, rule in enumerate(self.rules):
-            for node, negated in walk(rule.query):
-                if negated:
-                    if isinstance(node, Term):
-                        self._pid(node)
-                    continue
+            for node, _ in walk(rule.query):
                 if isinstance(node, Term):
-                    self._triggers.setdefault(self._pid(node), set()).add(index)
-                elif isinstance(node, ActorRef):
-                    for pid in self._actor_aliases.get(node.actor, []):
-                        self._triggers.setdefault(pid, set()).add(index)
+                    self._pid(node)
+            groups = requirements(rule.query)
+            self._needs.append([self._group_pids(g) for g in groups])
+            for pid in self._group_pids(min(groups, key=lambda g: g[0])):
+                self._triggers.setdefault(pid, set()).add(index)
         payloads: dict[str, _Pattern] = {}
         for (pattern, prefix), pid in self._ids.items():
             slot = payloads.setdefault(pattern, _Pattern())
@@ -115,16 +122,29 @@ class Engine:
         if not self._raw:
             return []
         ctx = _Context(self, item)
-        candidates: set[int] = set()
-        for pid in ctx.found:
-            candidates |= self._triggers.get(pid, set())
         hits = []
-        for index in sorted(candidates):
+        for index in self._candidates(ctx):
             rule = self.rules[index]
             evidence = ctx.evaluate(rule.query)
             if evidence is not None:
                 hits.append(ctx.hit(rule, evidence))
         return hits
+
+    def _candidates(self, ctx: _Context) -> list[int]:
+        """Rules worth evaluating: indexed under a term found, and no required part absent."""
+        triggered: set[int] = set()
+        for pid in ctx.found:
+            triggered |= self._triggers.get(pid, set())
+        found = ctx.found.keys()
+        return [
+            index
+            for index in sorted(triggered)
+            if not any(found.isdisjoint(group) for group in self._needs[index])
+        ]
+
+    def evaluated(self, item: Item) -> int:
+        """How many rules `match` would evaluate for this item (for benchmarks and tuning)."""
+        return len(self._candidates(_Context(self, item))) if self._raw else 0
 
     def scan(self, folded: str, field_name: str) -> list[tuple[int, _Occ]]:
         """All whole-word (or word-prefix) occurrences of known patterns in folded text."""
@@ -144,6 +164,52 @@ class Engine:
         return found
 
 
+Leaf = Term | ActorRef
+Group = tuple[float, list[Leaf]]  # leaves of which one must occur, and a guess at its cost
+
+
+def _cost(leaf: Leaf) -> float:
+    """A guess at how often a leaf occurs: actors and names (written capitalised) are rare,
+    phrases of common words less so, short words and prefixes common. Only used to pick which
+    requirement a rule is indexed under."""
+    if isinstance(leaf, ActorRef):
+        return 0.2
+    name = any(ch.isupper() for ch in leaf.raw)
+    if " " in leaf.pattern:
+        return 0.3 if name else 0.6
+    if leaf.prefix:
+        return 1.0 if name else 2.0
+    if name:
+        return 0.4
+    return 1.0 if len(leaf.pattern) >= 7 else 1.5
+
+
+def _union(groups: list[Group]) -> Group:
+    return sum(g[0] for g in groups), [leaf for g in groups for leaf in g[1]]
+
+
+def requirements(node: Node) -> list[Group]:
+    """Groups of leaves such that, for `node` to hold, every group has a leaf in the item.
+
+    `@kfor AND (troops OR police)` needs {kfor's aliases} and {troops, police}. The engine
+    indexes a rule under its cheapest group and checks the others with set operations before
+    evaluating it, so a rule costs nothing on items that lack any part it needs."""
+    match node:
+        case Term() | ActorRef():
+            return [(_cost(node), [node])]
+        case Not():
+            return []
+        case And():
+            return [g for child in node.children for g in requirements(child)]
+        case Near():
+            return requirements(node.left) + requirements(node.right)
+        case Or() | AtLeast():
+            # one child holds (for ATLEAST, one that needs presence: parse_query checks)
+            cheapest = [min(r, key=lambda g: g[0]) for r in map(requirements, node.children) if r]
+            return [_union(cheapest)]
+    raise TypeError(node)
+
+
 @dataclass
 class _Context:
     """One item under evaluation: its occurrences, found once, and lazily derived facts."""
@@ -154,6 +220,7 @@ class _Context:
     folded: dict[str, str] = field(default_factory=dict)
     _words: dict[str, list[int]] = field(default_factory=dict)
     _actors: dict[str, list[_Occ]] = field(default_factory=dict)
+    _origins: dict[str, list[int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in FIELDS:
@@ -165,12 +232,19 @@ class _Context:
             for pid, occ in self.engine.scan(folded, name):
                 self.found.setdefault(pid, []).append(occ)
 
-    def word_index(self, occ: _Occ) -> int:
-        starts = self._words.get(occ.field)
+    def word_index(self, field_name: str, position: int) -> int:
+        starts = self._words.get(field_name)
         if starts is None:
-            starts = [m.start() for m in _WORD_RE.finditer(self.folded[occ.field])]
-            self._words[occ.field] = starts
-        return bisect.bisect_right(starts, occ.start) - 1
+            starts = [m.start() for m in _WORD_RE.finditer(self.folded[field_name])]
+            self._words[field_name] = starts
+        return bisect.bisect_right(starts, position) - 1
+
+    def distance(self, a: _Occ, b: _Occ) -> int:
+        """Words from the end of the earlier occurrence to the start of the later one
+        (1 for neighbours), so a phrase's own length never counts."""
+        if a.start > b.start:
+            a, b = b, a
+        return max(0, self.word_index(b.field, b.start) - self.word_index(a.field, a.end - 1))
 
     def term_occs(self, term: Term) -> list[_Occ]:
         pid = self.engine._ids.get((term.pattern, term.prefix))
@@ -195,10 +269,9 @@ class _Context:
         return not any(self._near(t, occ, actor.window) for t in actor.exclude)
 
     def _near(self, term: Term, occ: _Occ, window: int) -> bool:
-        here = self.word_index(occ)
         for other in self.term_occs(term):
             same_field = other.field == occ.field and other.start != occ.start
-            if same_field and abs(self.word_index(other) - here) <= window:
+            if same_field and self.distance(occ, other) <= window:
                 return True
         return False
 
@@ -239,7 +312,7 @@ class _Context:
             (a, b)
             for a in left
             for b in right
-            if a.field == b.field and abs(self.word_index(a) - self.word_index(b)) <= node.distance
+            if a.field == b.field and self.distance(a, b) <= node.distance
         ]
         return [o for pair in pairs for o in pair] or None
 
@@ -257,7 +330,9 @@ class _Context:
         if text.isascii():  # ASCII folds one character to one, so offsets carry over
             start, end = occ.start, occ.end
         else:
-            _, origin = fold_with_offsets(text)
+            if occ.field not in self._origins:
+                self._origins[occ.field] = fold_with_offsets(text)[1]
+            origin = self._origins[occ.field]
             start, end = origin[occ.start], origin[occ.end - 1] + 1
         return Evidence(
             term=occ.term,

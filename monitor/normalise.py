@@ -110,6 +110,7 @@ _SPECIAL = {
 }
 _FOLD_RANGES = (
     (0x0000, 0x0250),
+    (0x0300, 0x0370),  # combining accents, as in decomposed (NFD) text: dropped
     (0x0370, 0x0530),
     (0x1E00, 0x1F00),
     (0x2000, 0x2070),

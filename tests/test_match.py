@@ -119,3 +119,28 @@ def test_watcher_keeps_last_good_rules(tmp_path: Path) -> None:
     rules.write_text("rules:\n  - id: b\n    query: serbia\n", encoding="utf-8")
     assert watcher.refresh() is True
     assert [h.rule for h in watcher.engine.match(item("Serbia"))] == ["b"]
+
+
+def test_decomposed_accents_fold_like_composed(engine: Engine) -> None:
+    assert {h.rule for h in engine.match(item("Vuc\u030cic\u0301 meets envoys on Kosovo"))} == {
+        "both",
+        "title-only",
+    }
+
+
+def test_near_measures_the_gap_between_phrases_either_way(tmp_path: Path) -> None:
+    (tmp_path / "r.yaml").write_text(
+        "rules:\n  - id: pm\n    query: '\"prime minister\" NEAR/2 vucic'\n", encoding="utf-8"
+    )
+    near = Engine(load_rules(tmp_path))
+    assert near.match(item("Vucic said prime minister"))
+    assert near.match(item("prime minister said Vucic"))
+    assert not near.match(item("prime minister said that Vucic"))
+
+
+def test_rules_are_indexed_on_their_rarest_part(engine: Engine) -> None:
+    # 'kfor' needs @kfor AND (patrol* OR troops): an item with troops alone starts nothing
+    kfor = next(i for i, r in enumerate(engine.rules) if r.id == "kfor")
+    troops = engine._ids[("troops", False)]
+    assert kfor not in engine._triggers.get(troops, set())
+    assert engine.match(item("Troops and patrols", "KFOR said")) != []

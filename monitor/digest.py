@@ -47,7 +47,12 @@ TEXT_WIDTH = 76  # plain-text lines, for terminal mail clients
 def _wrap(text: str, indent: str = "  ") -> str:
     """Plain-text paragraphs wrapped for a terminal, every line indented."""
     return textwrap.fill(
-        text, TEXT_WIDTH, initial_indent=indent, subsequent_indent=indent, break_long_words=False
+        text,
+        TEXT_WIDTH,
+        initial_indent=indent,
+        subsequent_indent=indent,
+        break_long_words=False,
+        break_on_hyphens=False,
     )
 
 
@@ -244,8 +249,13 @@ def _sections(
     actor_names: dict[str, str],
     group_by: str,
 ) -> list[Section]:
-    """Each story once, with every rule, actor and term that matched it; urgent first."""
-    rows = sorted(rows, key=lambda r: (_rank(r["priority"]), r["rule"], -r["hit_id"]))
+    """Each story once, with every rule, actor and term that matched it; urgent first.
+    A story goes under its most urgent rule and, among equals, the most specific one (the
+    rule with fewest stories here), so broad rules do not swallow everything."""
+    breadth = Counter(r["rule"] for r in rows)
+    rows = sorted(
+        rows, key=lambda r: (_rank(r["priority"]), breadth[r["rule"]], r["rule"], -r["hit_id"])
+    )
     entries: dict[str, Entry] = {}
     first_row: dict[str, dict[str, Any]] = {}
     for row in rows:
@@ -416,7 +426,8 @@ def prepare(
         if names and config.name not in names:
             continue
         digest = collect(store, config, ruleset, now, source_names=source_names)
-        if digest.empty and not config.send_empty:
+        # an empty digest still goes out when sources are failing: their silence is news
+        if digest.empty and not config.send_empty and not digest.failed_sources:
             log.info("digest %s: nothing new, not sent", config.name)
             continue
         built.append(render(digest, sender_of(settings), list(config.to)))

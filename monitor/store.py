@@ -243,6 +243,7 @@ class Store:
             row["evidence"] = json.loads(row["evidence"] or "[]")
             # every source that carried the story, with the address it gave it
             links = [p.split("\x1e", 1) for p in (row["sources"] or "").split("\x1f") if p]
+            links.sort(key=lambda link: link[0] != row["source"])  # where it was first seen
             row["source_links"] = [(n, u) for n, u in links] or [(row["source"], row["url"])]
             row["sources"] = [n for n, _ in row["source_links"]]
             rows.append(row)

@@ -426,8 +426,7 @@ def prepare(
         if names and config.name not in names:
             continue
         digest = collect(store, config, ruleset, now, source_names=source_names)
-        # an empty digest still goes out when sources are failing: their silence is news
-        if digest.empty and not config.send_empty and not digest.failed_sources:
+        if digest.empty and not config.send_empty:
             log.info("digest %s: nothing new, not sent", config.name)
             continue
         built.append(render(digest, sender_of(settings), list(config.to)))

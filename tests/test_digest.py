@@ -4,6 +4,7 @@ on 127.0.0.1 and parsed back: parts, headers, encoding, escaping, grouping, high
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from email import message_from_bytes, policy
 
 import pytest
@@ -184,9 +185,11 @@ def test_failing_sources_are_named_so_silence_is_not_calm(tmp_path, smtp_server,
     text, html = parts(smtp_server.inbox.messages()[0])
     assert re.search(r"! Dead <b>feed</b>: .*404", text)
     assert "Dead &lt;b&gt;feed&lt;/b&gt;" in html and "failing to fetch" in html
-    # nothing new next time, but a source is still failing: that alone is worth a message
-    [again] = prepare(settings, store, RULES)
+    # with send_empty, a quiet day still says which sources are failing
+    quiet = replace(settings, digests=(replace(settings.digests[0], send_empty=True),))
+    [again] = prepare(quiet, store, RULES)
     assert again.digest.empty and "Dead <b>feed</b>" in again.text
+    assert prepare(settings, store, RULES) == []
 
 
 def test_empty_digest_sent_only_when_configured(tmp_path, smtp_server):

@@ -87,6 +87,10 @@ class SmtpDeliverer:
             if all(400 <= code < 500 for code, _ in exc.recipients.values()):
                 raise DeliveryError(reason) from exc  # e.g. 450 mailbox busy: try later
             raise PermanentDeliveryError(reason) from exc
+        except UnicodeEncodeError as exc:  # smtplib sends user names and passwords as ASCII
+            raise PermanentDeliveryError(
+                f"{s.host}:{s.port}: SMTP user name and password must be ASCII"
+            ) from exc
         except (smtplib.SMTPException, OSError) as exc:
             raise DeliveryError(f"{s.host}:{s.port}: {type(exc).__name__}: {exc}") from exc
         if refused:
@@ -123,7 +127,8 @@ def deliver_pending(store: Store, deliverer: Deliverer, now: datetime | None = N
     sent = 0
     now = now or utcnow()
     for row in store.pending_digests(now):
-        if not store.lease_digest(row["id"], now, now + LEASE):
+        # the lease runs on the wall clock: it guards against other live processes
+        if not store.lease_digest(row["id"], now, max(now, utcnow()) + LEASE):
             continue  # another process or thread is sending it right now
         recipients = list(json.loads(row["recipients"] or "[]"))
         try:

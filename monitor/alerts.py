@@ -72,7 +72,7 @@ def check_alert(
     ready = min(_moment(r["created_at"]) for r in rows) + timedelta(seconds=config.batch)
     if wait and now < ready:
         return AlertCheck(None, f"{len(rows)} hits waiting for the batch window", ready)
-    recent = store.digest_times(config.claim, now - HOUR)
+    recent = [t for t in store.digest_times(config.claim, now - HOUR) if _moment(t) > now - HOUR]
     if len(recent) >= config.max_per_hour:
         reopens = _moment(recent[-config.max_per_hour]) + HOUR
         reason = f"{len(rows)} hits held back: {config.max_per_hour} alerts in the last hour"

@@ -26,6 +26,7 @@ from mailtools import RULES, T0, add_story, settings_for
 from monitor.cli import main
 from monitor.config import SmtpSettings
 from monitor.deliver import LEASE, SmtpDeliverer, deliver_pending, outbox_status, send_digests
+from monitor.digest import prepare, record
 from monitor.errors import DeliveryError
 from monitor.scheduler import Daemon
 from monitor.store import Store, utcnow
@@ -249,10 +250,6 @@ def test_two_senders_at_once_deliver_a_message_once(tmp_path):
     settings = settings_for(tmp_path, SmtpServer("127.0.0.1", port, inbox))
     store = Store(settings.database)
     story(store)
-    store.close()
-    from monitor.digest import prepare, record
-
-    store = Store(settings.database)
     record(store, prepare(settings, store, RULES, now=T0)[0])
     controller = start_smtp(port, inbox)
     start = threading.Barrier(2)

@@ -44,6 +44,7 @@ def as_digest(alerts: AlertSettings) -> DigestSettings:
         rules=alerts.rules,
         tags=alerts.tags,
         title=alerts.title,
+        max_stories=alerts.max_stories,
     )
 
 

@@ -62,6 +62,7 @@ class DigestSettings:
     title: str = ""
     send_empty: bool = False
     group_by: str = "rule"  # rule | actor
+    max_stories: int = 200  # listed in one message; the rest are counted, not listed
 
     def trigger(self) -> CronTrigger:
         return CronTrigger.from_crontab(self.schedule, timezone=ZoneInfo(self.timezone))
@@ -81,6 +82,7 @@ class AlertSettings:
     max_age: int = 86400  # older hits are left to the digests
     timezone: str = "UTC"
     title: str = "Urgent"
+    max_stories: int = 50
 
     @property
     def claim(self) -> str:
@@ -276,6 +278,7 @@ class _Reader:
             "title",
             "send_empty",
             "group_by",
+            "max_stories",
         }
         self.check_keys(data, allowed, where)
         name = self.get(data, "name", where, str, "")
@@ -294,7 +297,10 @@ class _Reader:
             title=self.get(data, "title", where, str, ""),
             send_empty=self.get(data, "send_empty", where, bool, False),
             group_by=self.get(data, "group_by", where, str, "rule"),
+            max_stories=self.get(data, "max_stories", where, int, 200),
         )
+        if digest.max_stories < 1:
+            raise self.fail(f"{where}.max_stories", "expected a whole number of at least 1")
         if digest.group_by not in {"rule", "actor"}:
             raise self.fail(
                 f"{where}.group_by", f"expected 'rule' or 'actor', got {digest.group_by!r}"
@@ -346,6 +352,7 @@ class _Reader:
             max_age=self.duration(data, "max_age", where, 86400, zero=False),
             timezone=self.get(data, "timezone", where, str, "UTC"),
             title=self.get(data, "title", where, str, "Urgent"),
+            max_stories=self.get(data, "max_stories", where, int, 50),
         )
         if not alerts.to:
             raise self.fail("alerts.to", 'alerts need recipients, e.g. to = ["desk@example.org"]')
@@ -356,8 +363,9 @@ class _Reader:
                 "alerts.priority",
                 f"expected one of {', '.join(PRIORITIES)}, got {alerts.priority!r}",
             )
-        if alerts.max_per_hour < 1:
-            raise self.fail("alerts.max_per_hour", "expected a whole number of at least 1")
+        for key in ("max_per_hour", "max_stories"):
+            if getattr(alerts, key) < 1:
+                raise self.fail(f"alerts.{key}", "expected a whole number of at least 1")
         return alerts
 
     def smtp(self, data: dict) -> SmtpSettings:

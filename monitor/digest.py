@@ -101,11 +101,12 @@ class Section:
     title: str
     priority: str
     entries: list[Entry] = field(default_factory=list)
+    omitted: int = 0  # stories over the message's limit: counted here, not listed
 
     @property
     def heading(self) -> str:
         urgent = "[URGENT] " if self.priority == "urgent" else ""
-        return f"{urgent}{self.title} ({len(self.entries)})"
+        return f"{urgent}{self.title} ({len(self.entries) + self.omitted})"
 
 
 @dataclass
@@ -121,6 +122,7 @@ class Digest:
     stories: int = 0
     urgent: int = 0
     kind: str = "digest"  # digest | alert
+    omitted: int = 0
 
     @property
     def empty(self) -> bool:
@@ -169,6 +171,7 @@ def collect(
     sections = _sections(rows, ruleset, ZoneInfo(digest.timezone), actor_names, digest.group_by)
     entries = [e for s in sections for e in s.entries]
     stories, urgent = len(entries), sum(1 for e in entries if e.urgent)
+    omitted = _limit(sections, digest.max_stories)
     failing = [
         s for s in store.failing_sources() if source_names is None or s["name"] in source_names
     ]
@@ -184,9 +187,22 @@ def collect(
         stories=stories,
         urgent=urgent,
         kind=kind,
+        omitted=omitted,
     )
     result.subject = alert_subject(result) if kind == "alert" else digest_subject(result)
     return result
+
+
+def _limit(sections: list[Section], limit: int) -> int:
+    """Keep a message mail-sized: list at most `limit` stories, most urgent sections first;
+    the rest are still claimed and counted, so a flood never backs up into the next one."""
+    room = limit
+    for section in sections:
+        keep = max(0, min(room, len(section.entries)))
+        section.omitted = len(section.entries) - keep
+        del section.entries[keep:]
+        room -= keep
+    return sum(s.omitted for s in sections)
 
 
 def digest_subject(digest: Digest) -> str:
@@ -207,9 +223,9 @@ def alert_subject(digest: Digest) -> str:
     if not entries:
         return _one_line(f"{title}: nothing new")
     first = _shorten(entries[0].title, 90)
-    if len(entries) == 1:
+    if digest.stories == 1:
         return _one_line(f"{title}: {first}")
-    return _one_line(f"{title} — {len(entries)} stories: {first} and {len(entries) - 1} more")
+    return _one_line(f"{title} — {digest.stories} stories: {first} and {digest.stories - 1} more")
 
 
 def _shorten(text: str, limit: int) -> str:

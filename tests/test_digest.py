@@ -273,3 +273,20 @@ def test_digest_settings_are_checked(tmp_path, extra, message):
     with pytest.raises(ConfigError, match=re.escape(message)) as error:
         settings_for(tmp_path, None, extra)
     assert "monitor.toml: digests[0] (d)" in str(error.value)
+
+
+def test_a_flood_is_counted_but_only_max_stories_are_listed(tmp_path, smtp_server):
+    settings = settings_for(tmp_path, smtp_server, DAILY + "max_stories = 2\n")
+    store = Store(settings.database)
+    stories(store)
+    add_story(store, "Belgrade and Pristina talk", "Serbia and Kosovo resume talks.")
+    [built] = send_digests(settings, store, RULES, now=T0)
+    assert built.digest.stories == 4 and built.digest.omitted == 2
+    text, html = parts(smtp_server.inbox.messages()[0])
+    assert "4 new stories" in smtp_server.inbox.messages()[0]["Subject"]
+    assert headings(text) == ["[URGENT] KFOR on the ground (1)", "Kosovo (1)",
+                              "Serbia and Kosovo (2)"]  # fmt: skip
+    assert "… and 2 more stories here, not listed" in text and "… and 2 more stories" in html
+    assert text.count("\n* ") == 2
+    # every hit was claimed: the overflow does not spill into the next digest
+    assert send_digests(settings, store, RULES, now=T0) == []

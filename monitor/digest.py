@@ -82,7 +82,7 @@ class Entry:
         return self.priority == "urgent"
 
     def add(self, row: dict[str, Any], rule_title: str, actor_names: dict[str, str]) -> None:
-        """Another rule matched the same story: list it and highlight its terms too."""
+        """Another rule matched the same story: list it, and its terms for highlighting."""
         if rule_title not in self.rules:
             self.rules.append(rule_title)
         self.actor_ids += [a for a in row["actors"] if a not in self.actor_ids]
@@ -90,7 +90,6 @@ class Entry:
         self.actors += [a for a in names if a not in self.actors]
         self.evidence += row["evidence"]
         self.terms = _terms(self.evidence)
-        self.snippet = snippet(self.row, self.evidence)
         if _rank(row["priority"]) < _rank(self.priority):
             self.priority = row["priority"]
 
@@ -172,6 +171,9 @@ def collect(
     entries = [e for s in sections for e in s.entries]
     stories, urgent = len(entries), sum(1 for e in entries if e.urgent)
     omitted = _limit(sections, digest.max_stories)
+    for section in sections:  # snippets only for the stories listed: floods stay cheap
+        for entry in section.entries:
+            entry.snippet = snippet(entry.row, entry.evidence)
     failing = [
         s for s in store.failing_sources() if source_names is None or s["name"] in source_names
     ]
@@ -338,7 +340,7 @@ def _entry(
         url=row["url"] if _is_web(row["url"]) else "",
         sources=list(row["sources"]),
         published=_local_time(row["published"], tz),
-        snippet=snippet(row, evidence),
+        snippet=[],  # filled in once the listed stories are known
         rules=[rule_title],
         actors=[actor_names.get(a, a) for a in row["actors"]],
         actor_ids=list(row["actors"]),

@@ -198,6 +198,76 @@ def digest(ctx: click.Context, dry_run: bool, preview: str | None, names: tuple[
 
 
 @main.command()
+@click.option("--dry-run", is_flag=True, help="Print the alert that is due; send nothing.")
+@click.option("--no-wait", is_flag=True, help="Do not wait for the batch window to close.")
+@click.pass_context
+@clean_errors
+def alerts(ctx: click.Context, dry_run: bool, no_wait: bool) -> None:
+    """Send the urgent alert now if one is due (the service does this every tick)."""
+    from monitor.alerts import check_alert, send_alerts
+    from monitor.match import RuleWatcher
+    from monitor.store import Store
+
+    settings = _settings(ctx)
+    if settings.alerts is None:
+        raise ConfigError(f"{settings.path}: alerts: not configured (add an [alerts] table)")
+    ruleset = RuleWatcher(settings.rules).ruleset
+    store = Store(settings.database)
+    try:
+        run = check_alert if dry_run else send_alerts
+        check = run(settings, store, ruleset, wait=not no_wait)
+    finally:
+        store.close()
+    if check.built is None:
+        later = (
+            f" (next chance {check.next_check:%Y-%m-%d %H:%M:%S} UTC)" if check.next_check else ""
+        )
+        click.echo(f"no alert sent: {check.reason}{later}")
+    elif dry_run:
+        click.echo(f"To: {', '.join(check.built.digest.settings.to)}")
+        click.echo(f"Subject: {check.built.digest.subject}\n")
+        click.echo(check.built.text)
+    else:
+        click.echo(f"alert: {check.built.digest.subject}")
+
+
+@main.command()
+@click.pass_context
+@clean_errors
+def status(ctx: click.Context) -> None:
+    """Health at a glance: the outbox (pending, sent, failed messages)."""
+    from monitor.deliver import outbox_status
+    from monitor.store import Store
+
+    store = Store(_settings(ctx).database)
+    try:
+        outbox = outbox_status(store)
+    finally:
+        store.close()
+    _print_outbox(outbox)
+
+
+def _print_outbox(outbox: Any) -> None:
+    c = outbox.counts
+    click.echo(f"Outbox: {c['pending']} pending, {c['sent']} sent, {c['failed']} failed")
+    for r in outbox.pending:
+        why = f", last error: {r['last_error']}" if r["last_error"] else ""
+        click.echo(
+            f"  … #{r['id']} {r['name']}: {r['hits']} hits, {r['attempts']} attempts, "
+            f"next try {r['next_attempt']}{why}"
+        )
+    for r in outbox.failed:
+        click.echo(
+            f"  ✗ #{r['id']} {r['name']} ({r['created_at']}, {r['hits']} hits) to "
+            f"{', '.join(r['recipients'])}: {r['last_error']}"
+        )
+    for r in outbox.by_name:
+        click.echo(
+            f"  {r['name']}: last built {r['last_built']}, last sent {r['last_sent'] or 'never'}"
+        )
+
+
+@main.command()
 @click.option(
     "--dir",
     "folder",

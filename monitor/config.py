@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from apscheduler.triggers.cron import CronTrigger
 
 from monitor.errors import ConfigError
-from monitor.models import PageSelectors, Source
+from monitor.models import PRIORITIES, PageSelectors, Source
 
 DEFAULT_CONFIG = "monitor.toml"
 _DURATION_RE = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
@@ -61,9 +61,33 @@ class DigestSettings:
     tags: tuple[str, ...] = ()
     title: str = ""
     send_empty: bool = False
+    group_by: str = "rule"  # rule | actor
+    max_stories: int = 200  # listed in one message; the rest are counted, not listed
 
     def trigger(self) -> CronTrigger:
         return CronTrigger.from_crontab(self.schedule, timezone=ZoneInfo(self.timezone))
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """Urgent hits mailed soon after they arrive, batched, at most `max_per_hour` messages."""
+
+    name: str = "urgent"
+    to: tuple[str, ...] = ()
+    rules: tuple[str, ...] = ("*",)  # rule ids or globs
+    tags: tuple[str, ...] = ()
+    priority: str = "urgent"  # hits of at least this priority
+    batch: int = 300  # seconds to wait after a hit for others to join it
+    max_per_hour: int = 4
+    max_age: int = 86400  # older hits are left to the digests
+    timezone: str = "UTC"
+    title: str = "Urgent"
+    max_stories: int = 50
+
+    @property
+    def claim(self) -> str:
+        """The name under which alerts claim hits, apart from every digest's claims."""
+        return f"alert:{self.name}"
 
 
 @dataclass(frozen=True)
@@ -76,6 +100,7 @@ class Settings:
     digests: tuple[DigestSettings, ...] = ()
     smtp: SmtpSettings | None = None
     fetch: FetchSettings = field(default_factory=FetchSettings)
+    alerts: AlertSettings | None = None
 
     def source(self, name: str) -> Source:
         for source in self.sources:
@@ -165,7 +190,7 @@ class _Reader:
         return path if path.is_absolute() else self.base / path
 
     def settings(self, data: dict) -> Settings:
-        self.check_keys(data, {"monitor", "sources", "smtp", "digests", "fetch"}, "")
+        self.check_keys(data, {"monitor", "sources", "smtp", "digests", "fetch", "alerts"}, "")
         main = self.table(data, "monitor")
         self.check_keys(main, {"database", "rules", "outbox"}, "monitor")
         sources = self.get(data, "sources", "", list, [])
@@ -180,6 +205,7 @@ class _Reader:
             digests=tuple(self.digest(d, i) for i, d in enumerate(digests)),
             smtp=self.smtp(smtp) if smtp is not None else None,
             fetch=self.fetch(self.table(data, "fetch")),
+            alerts=self.alerts(self.table(data, "alerts")) if "alerts" in data else None,
         )
         self.unique([s.name for s in settings.sources], "sources")
         self.unique([d.name for d in settings.digests], "digests")
@@ -242,7 +268,18 @@ class _Reader:
         where = f"digests[{index}]"
         if not isinstance(data, dict):
             raise self.fail(where, "expected a table ([[digests]])")
-        allowed = {"name", "schedule", "timezone", "to", "rules", "tags", "title", "send_empty"}
+        allowed = {
+            "name",
+            "schedule",
+            "timezone",
+            "to",
+            "rules",
+            "tags",
+            "title",
+            "send_empty",
+            "group_by",
+            "max_stories",
+        }
         self.check_keys(data, allowed, where)
         name = self.get(data, "name", where, str, "")
         if not name.strip():
@@ -259,16 +296,17 @@ class _Reader:
             tags=tags,
             title=self.get(data, "title", where, str, ""),
             send_empty=self.get(data, "send_empty", where, bool, False),
+            group_by=self.get(data, "group_by", where, str, "rule"),
+            max_stories=self.get(data, "max_stories", where, int, 200),
         )
-        for address in digest.to:
-            if "@" not in address:
-                raise self.fail(f"{where}.to", f"{address!r} is not an email address")
-        try:
-            ZoneInfo(digest.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
+        if digest.max_stories < 1:
+            raise self.fail(f"{where}.max_stories", "expected a whole number of at least 1")
+        if digest.group_by not in {"rule", "actor"}:
             raise self.fail(
-                f"{where}.timezone", f"unknown time zone {digest.timezone!r}, e.g. 'Europe/Rome'"
-            ) from None
+                f"{where}.group_by", f"expected 'rule' or 'actor', got {digest.group_by!r}"
+            )
+        self.addresses(digest.to, f"{where}.to")
+        self.timezone(digest.timezone, f"{where}.timezone")
         try:
             digest.trigger()
         except ValueError as exc:
@@ -276,6 +314,59 @@ class _Reader:
                 f"{where}.schedule", f"expected a cron line like '0 7 * * *' ({exc})"
             ) from None
         return digest
+
+    def addresses(self, addresses: tuple[str, ...], key: str) -> None:
+        for address in addresses:
+            if "@" not in address:
+                raise self.fail(key, f"{address!r} is not an email address")
+
+    def timezone(self, name: str, key: str) -> None:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise self.fail(key, f"unknown time zone {name!r}, e.g. 'Europe/Rome'") from None
+
+    def duration(self, data: dict, key: str, where: str, default: int, zero: bool) -> int:
+        value = data.get(key, default)
+        if zero and value in (0, "0", "0s", "0m"):
+            return 0
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise self.fail(f"{where}.{key}", str(exc)) from None
+
+    def alerts(self, data: dict) -> AlertSettings:
+        where = "alerts"
+        allowed = set(AlertSettings.__dataclass_fields__)
+        self.check_keys(data, allowed, where)
+        rules = self.strings(data, "rules", where)
+        tags = self.strings(data, "tags", where)
+        alerts = AlertSettings(
+            name=self.get(data, "name", where, str, "urgent").strip() or "urgent",
+            to=self.strings(data, "to", where),
+            rules=rules or (() if tags else ("*",)),
+            tags=tags,
+            priority=self.get(data, "priority", where, str, "urgent"),
+            batch=self.duration(data, "batch", where, 300, zero=True),
+            max_per_hour=self.get(data, "max_per_hour", where, int, 4),
+            max_age=self.duration(data, "max_age", where, 86400, zero=False),
+            timezone=self.get(data, "timezone", where, str, "UTC"),
+            title=self.get(data, "title", where, str, "Urgent"),
+            max_stories=self.get(data, "max_stories", where, int, 50),
+        )
+        if not alerts.to:
+            raise self.fail("alerts.to", 'alerts need recipients, e.g. to = ["desk@example.org"]')
+        self.addresses(alerts.to, "alerts.to")
+        self.timezone(alerts.timezone, "alerts.timezone")
+        if alerts.priority not in PRIORITIES:
+            raise self.fail(
+                "alerts.priority",
+                f"expected one of {', '.join(PRIORITIES)}, got {alerts.priority!r}",
+            )
+        for key in ("max_per_hour", "max_stories"):
+            if getattr(alerts, key) < 1:
+                raise self.fail(f"alerts.{key}", "expected a whole number of at least 1")
+        return alerts
 
     def smtp(self, data: dict) -> SmtpSettings:
         allowed = {"host", "port", "security", "username", "password_env", "sender", "timeout"}

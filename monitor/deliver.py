@@ -1,6 +1,11 @@
 """Getting built messages out: SMTP, or `.eml` files in an outbox folder when no SMTP server is
 configured. Digests are recorded in the database before any attempt (see digest.py); this
-module sends what is pending and records each attempt, retrying temporary failures later."""
+module sends what is pending and records each attempt, retrying temporary failures later.
+
+Delivery is exactly once except for one window: a crash after the server accepted a message
+and before it was marked sent. The message is then sent again after restart, with the same
+Message-ID, so mail clients and archives can fold the copies (at-least-once there; no SMTP
+client can do better without the server's help)."""
 
 from __future__ import annotations
 
@@ -10,9 +15,11 @@ import os
 import re
 import smtplib
 import ssl
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.utils import getaddresses
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from monitor.config import Settings, SmtpSettings
 from monitor.digest import BuiltMessage, prepare, record
@@ -21,6 +28,9 @@ from monitor.rules import RuleSet
 from monitor.store import Store, backoff, utcnow
 
 log = logging.getLogger(__name__)
+# How long one delivery attempt may hold a message: another process or thread leaves it alone
+# meanwhile, and after a crash mid-attempt it is retried once this has passed.
+LEASE = timedelta(minutes=10)
 
 
 class Deliverer(Protocol):
@@ -53,13 +63,15 @@ class SmtpDeliverer:
 
     def send(self, message: bytes, recipients: list[str], message_id: str) -> str:
         s = self.settings
+        if not envelope(recipients):
+            raise PermanentDeliveryError("no recipients (set `to` for this digest)")
         try:
             with self._connect() as smtp:
                 if s.security == "starttls":
                     smtp.starttls(context=ssl.create_default_context())
                 if s.username:
                     smtp.login(s.username, s.password)
-                refused = smtp.sendmail(_sender_address(s.sender), recipients, message)
+                refused = smtp.sendmail(_sender_address(s.sender), envelope(recipients), message)
         except smtplib.SMTPResponseException as exc:
             text = (
                 exc.smtp_error.decode(errors="replace")
@@ -71,7 +83,14 @@ class SmtpDeliverer:
                 raise PermanentDeliveryError(reason) from exc
             raise DeliveryError(reason) from exc
         except smtplib.SMTPRecipientsRefused as exc:
-            raise PermanentDeliveryError(f"all recipients refused: {exc.recipients}") from exc
+            reason = f"all recipients refused: {exc.recipients}"
+            if all(400 <= code < 500 for code, _ in exc.recipients.values()):
+                raise DeliveryError(reason) from exc  # e.g. 450 mailbox busy: try later
+            raise PermanentDeliveryError(reason) from exc
+        except UnicodeEncodeError as exc:  # smtplib sends user names and passwords as ASCII
+            raise PermanentDeliveryError(
+                f"{s.host}:{s.port}: SMTP user name and password must be ASCII"
+            ) from exc
         except (smtplib.SMTPException, OSError) as exc:
             raise DeliveryError(f"{s.host}:{s.port}: {type(exc).__name__}: {exc}") from exc
         if refused:
@@ -92,6 +111,11 @@ def _sender_address(sender: str) -> str:
     return m.group(1) if m else sender.strip()
 
 
+def envelope(recipients: list[str]) -> list[str]:
+    """Bare addresses for RCPT TO, from entries that may carry names ("Ana Vučić <a@b.c>")."""
+    return [address for _, address in getaddresses(recipients) if address]
+
+
 def deliverer_for(settings: Settings) -> Deliverer:
     if settings.smtp is not None:
         return SmtpDeliverer(settings.smtp)
@@ -101,7 +125,11 @@ def deliverer_for(settings: Settings) -> Deliverer:
 def deliver_pending(store: Store, deliverer: Deliverer, now: datetime | None = None) -> int:
     """Try every digest that is due for (re)delivery; return how many went out."""
     sent = 0
-    for row in store.pending_digests(now or utcnow()):
+    now = now or utcnow()
+    for row in store.pending_digests(now):
+        # the lease runs on the wall clock: it guards against other live processes
+        if not store.lease_digest(row["id"], now, max(now, utcnow()) + LEASE):
+            continue  # another process or thread is sending it right now
         recipients = list(json.loads(row["recipients"] or "[]"))
         try:
             where = deliverer.send(row["message"], recipients, row["message_id"])
@@ -109,7 +137,7 @@ def deliver_pending(store: Store, deliverer: Deliverer, now: datetime | None = N
             store.mark_failed(row["id"], utcnow(), str(exc), None)
             log.error("digest %s #%d: delivery failed for good: %s", row["name"], row["id"], exc)
         except DeliveryError as exc:
-            retry_at = utcnow() + backoff(row["attempts"])
+            retry_at = max(now, utcnow()) + backoff(row["attempts"])
             store.mark_failed(row["id"], utcnow(), str(exc), retry_at)
             log.warning(
                 "digest %s #%d: delivery failed, retry at %s: %s",
@@ -136,6 +164,8 @@ def send_digests(
     built = prepare(settings, store, ruleset, names, now)
     for message in built:
         digest_id = record(store, message)
+        if digest_id is None:
+            continue
         log.info(
             "digest %s #%d: %d hits recorded for delivery",
             message.digest.settings.name,
@@ -144,3 +174,33 @@ def send_digests(
         )
     deliver_pending(store, deliverer_for(settings), now)
     return built
+
+
+@dataclass(frozen=True)
+class OutboxStatus:
+    """What `monitor status` shows about delivery: counts, what waits, what failed for good."""
+
+    counts: dict[str, int]  # pending | sent | failed -> messages
+    pending: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    by_name: list[dict[str, Any]] = field(default_factory=list)  # name, last_built, last_sent
+
+    @property
+    def healthy(self) -> bool:
+        return not self.failed and not any(r["last_error"] for r in self.pending)
+
+
+def outbox_status(store: Store, limit: int = 10) -> OutboxStatus:
+    def rows(status: str) -> list[dict[str, Any]]:
+        found = store.outbox_rows(status, limit)
+        for row in found:
+            row["recipients"] = list(json.loads(row["recipients"] or "[]"))
+        return found
+
+    counts = store.outbox_counts()
+    return OutboxStatus(
+        counts={k: counts.get(k, 0) for k in ("pending", "sent", "failed")},
+        pending=rows("pending"),
+        failed=rows("failed"),
+        by_name=store.last_sent(),
+    )

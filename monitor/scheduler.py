@@ -14,6 +14,7 @@ from datetime import datetime
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from monitor.alerts import queue_alert
 from monitor.config import DigestSettings, Settings
 from monitor.deliver import deliver_pending, deliverer_for, send_digests
 from monitor.match import RuleWatcher
@@ -38,10 +39,12 @@ class Daemon:
         )
 
     def tick(self, now: datetime | None = None) -> None:
-        """Poll the due sources, then retry digests whose delivery failed earlier."""
+        """Poll the due sources, queue an urgent alert when one is due, then send what the
+        outbox holds: new alerts and digests whose delivery failed earlier."""
         with self._lock:
             self.rules.refresh()
             engine = self.rules.engine
+            ruleset = self.rules.ruleset
         store = Store(self.settings.database)
         try:
             store.sync_sources(self.settings.sources)
@@ -49,6 +52,8 @@ class Daemon:
             due = [s for s in self.settings.sources if s.name in set(names)]
             if due:
                 poll(self.settings, store, engine, due, now)
+            if self.settings.alerts is not None:
+                queue_alert(self.settings, store, ruleset, now)
             deliver_pending(store, deliverer_for(self.settings), now)
         finally:
             store.close()

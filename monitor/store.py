@@ -22,6 +22,10 @@ from monitor.models import FetchState, Hit, Item, Source
 BUSY_TIMEOUT_MS = 10_000
 
 
+class AlreadyClaimed(StoreError):
+    """Another run recorded a digest of the same name with some of the same hits first."""
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -216,24 +220,32 @@ class Store:
 
     # -- digests ---------------------------------------------------------------------------
 
-    def undelivered_hits(self, digest: str) -> list[dict[str, Any]]:
-        """Hits not yet placed in any digest of this name, with their item, newest first."""
+    def undelivered_hits(self, digest: str, since: datetime | None = None) -> list[dict[str, Any]]:
+        """Hits not yet placed in any digest of this name, with their item, newest first;
+        with `since`, only hits stored from then on."""
         sql = """
             SELECT hits.id AS hit_id, hits.rule, hits.priority, hits.actors, hits.evidence,
                    hits.created_at, items.id AS item_id, items.title, items.summary,
                    items.content, items.url, items.published, items.source,
-                   (SELECT group_concat(source, '\x1f') FROM item_sources
-                    WHERE item_sources.item_id = items.id) AS sources
+                   (SELECT group_concat(source || '\x1e' || coalesce(url, ''), '\x1f')
+                    FROM (SELECT source, url FROM item_sources
+                          WHERE item_sources.item_id = items.id ORDER BY seen_at, source)
+                   ) AS sources
             FROM hits JOIN items ON items.id = hits.item_id
             WHERE NOT EXISTS (SELECT 1 FROM digest_hits dh
                               WHERE dh.name = ? AND dh.hit_id = hits.id)
+              AND hits.created_at >= ?
             ORDER BY hits.created_at DESC, hits.id DESC
         """
         rows = []
-        for row in self.db.query(sql, [digest]):
+        for row in self.db.query(sql, [digest, iso(since) if since else ""]):
             row["actors"] = json.loads(row["actors"] or "[]")
             row["evidence"] = json.loads(row["evidence"] or "[]")
-            row["sources"] = (row["sources"] or row["source"]).split("\x1f")
+            # every source that carried the story, with the address it gave it
+            links = [p.split("\x1e", 1) for p in (row["sources"] or "").split("\x1f") if p]
+            links.sort(key=lambda link: link[0] != row["source"])  # where it was first seen
+            row["source_links"] = [(n, u) for n, u in links] or [(row["source"], row["url"])]
+            row["sources"] = [n for n, _ in row["source_links"]]
             rows.append(row)
         return rows
 
@@ -263,7 +275,23 @@ class Store:
         now: datetime,
     ) -> int:
         """Record a built digest and claim its hits, in one transaction: from here on the
-        hits belong to this digest, whether it is sent now or after a restart."""
+        hits belong to this digest, whether it is sent now or after a restart. Raises
+        AlreadyClaimed (recording nothing) when another run claimed one of the hits first."""
+        try:
+            return self._record_digest(name, subject, message_id, recipients, message, hit_ids, now)
+        except sqlite3.IntegrityError as exc:
+            raise AlreadyClaimed(f"digest {name}: hits already claimed by another run") from exc
+
+    def _record_digest(
+        self,
+        name: str,
+        subject: str,
+        message_id: str,
+        recipients: Sequence[str],
+        message: bytes,
+        hit_ids: Sequence[int],
+        now: datetime,
+    ) -> int:
         with self.transaction():
             digest_id = (
                 self.db["digests"]
@@ -291,6 +319,47 @@ class Store:
         sql = """SELECT * FROM digests WHERE status = 'pending' AND next_attempt <= ?
                  ORDER BY id"""
         return list(self.db.query(sql, [iso(now)]))
+
+    def lease_digest(self, digest_id: int, now: datetime, until: datetime) -> bool:
+        """Take a pending digest for one delivery attempt until `until`; False when another
+        process or thread took it first. A crash mid-attempt leaves it pending, so it is tried
+        again once the lease runs out."""
+        cursor = self.conn.execute(
+            "UPDATE digests SET next_attempt = ? "
+            "WHERE id = ? AND status = 'pending' AND next_attempt <= ?",
+            [iso(until), digest_id, iso(now)],
+        )
+        return cursor.rowcount == 1
+
+    def digest_times(self, name: str, since: datetime) -> list[str]:
+        """When digests of this name were recorded from `since` on, oldest first."""
+        sql = "SELECT created_at FROM digests WHERE name = ? AND created_at >= ? ORDER BY 1"
+        return [r[0] for r in self.conn.execute(sql, [name, iso(since)])]
+
+    def outbox_counts(self) -> dict[str, int]:
+        """Messages in the outbox by status: pending, sent, failed."""
+        sql = "SELECT status, count(*) FROM digests GROUP BY status"
+        return dict(self.conn.execute(sql).fetchall())
+
+    def outbox_rows(self, status: str, limit: int = 20) -> list[dict[str, Any]]:
+        sql = """SELECT id, name, created_at, subject, message_id, recipients, status, attempts,
+                 next_attempt, last_error, sent_at,
+                 (SELECT count(*) FROM digest_hits WHERE digest_id = digests.id) AS hits
+                 FROM digests WHERE status = ? ORDER BY id DESC LIMIT ?"""
+        return list(self.db.query(sql, [status, limit]))
+
+    def last_sent(self) -> list[dict[str, Any]]:
+        """Per digest name, when it was last recorded and last delivered."""
+        sql = """SELECT name, max(created_at) AS last_built,
+                 max(CASE WHEN status = 'sent' THEN sent_at END) AS last_sent
+                 FROM digests GROUP BY name ORDER BY name"""
+        return list(self.db.query(sql))
+
+    def failing_sources(self) -> list[dict[str, Any]]:
+        """Sources whose last fetch failed, whenever that was: still silent."""
+        sql = """SELECT name, last_error, last_checked, last_success, error_count FROM sources
+                 WHERE last_error IS NOT NULL ORDER BY name"""
+        return list(self.db.query(sql))
 
     def mark_sent(self, digest_id: int, now: datetime, detail: str = "") -> None:
         with self.transaction():

@@ -1,0 +1,120 @@
+"""Urgent alerts: hits of urgent rules mailed soon after they arrive, without waiting for the
+next digest.
+
+The first urgent hit opens a batch window (`[alerts] batch`); everything urgent that arrives
+meanwhile joins it, and one message goes out when the window closes. At most `max_per_hour`
+alerts go out in any hour: once the cap is reached, hits keep piling up and leave together as
+one message when the hour allows, so a flood becomes one message rather than a hundred.
+
+Alerts claim their hits under their own name ("alert:<name>") through the same outbox as the
+digests: recorded with the hits in one transaction before sending, so each hit is alerted at
+most once whatever crashes, and still appears in every digest that covers it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from monitor.config import AlertSettings, DigestSettings, Settings
+from monitor.deliver import deliver_pending, deliverer_for
+from monitor.digest import PRIORITY_ORDER, BuiltMessage, collect, record, render, selects, sender_of
+from monitor.rules import RuleSet
+from monitor.store import Store, utcnow
+
+log = logging.getLogger(__name__)
+HOUR = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class AlertCheck:
+    """The outcome of one look at the urgent hits: a message to send, or why not yet."""
+
+    built: BuiltMessage | None
+    reason: str
+    next_check: datetime | None = None  # when waiting: the earliest it could go out
+
+
+def as_digest(alerts: AlertSettings) -> DigestSettings:
+    """Alerts are rendered and claimed like a digest of their own name."""
+    return DigestSettings(
+        name=alerts.claim,
+        timezone=alerts.timezone,
+        to=alerts.to,
+        rules=alerts.rules,
+        tags=alerts.tags,
+        title=alerts.title,
+        max_stories=alerts.max_stories,
+    )
+
+
+def check_alert(
+    settings: Settings,
+    store: Store,
+    ruleset: RuleSet | None,
+    now: datetime | None = None,
+    wait: bool = True,
+) -> AlertCheck:
+    """Build the alert that is due now, if any; records and sends nothing. With `wait`
+    False the batch window is skipped (the hourly cap still holds)."""
+    config = settings.alerts
+    if config is None:
+        return AlertCheck(None, "no [alerts] configured")
+    now = now or utcnow()
+    as_dig = as_digest(config)
+    floor = PRIORITY_ORDER[config.priority]
+    rows = [
+        r
+        for r in store.undelivered_hits(config.claim, since=now - timedelta(seconds=config.max_age))
+        if PRIORITY_ORDER.get(r["priority"], 9) <= floor and selects(as_dig, r["rule"], ruleset)
+    ]
+    if not rows:
+        return AlertCheck(None, f"no new {config.priority} hits")
+    ready = min(_moment(r["created_at"]) for r in rows) + timedelta(seconds=config.batch)
+    if wait and now < ready:
+        return AlertCheck(None, f"{len(rows)} hits waiting for the batch window", ready)
+    recent = [t for t in store.digest_times(config.claim, now - HOUR) if _moment(t) > now - HOUR]
+    if len(recent) >= config.max_per_hour:
+        reopens = _moment(recent[-config.max_per_hour]) + HOUR
+        reason = f"{len(rows)} hits held back: {config.max_per_hour} alerts in the last hour"
+        return AlertCheck(None, reason, reopens)
+    digest = collect(store, as_dig, ruleset, now, rows=rows, kind="alert")
+    return AlertCheck(render(digest, sender_of(settings), list(config.to)), "ready")
+
+
+def queue_alert(
+    settings: Settings,
+    store: Store,
+    ruleset: RuleSet | None,
+    now: datetime | None = None,
+    wait: bool = True,
+) -> AlertCheck:
+    """Record the due alert (claiming its hits) in the outbox; the next delivery sends it."""
+    check = check_alert(settings, store, ruleset, now, wait)
+    if check.built is not None:
+        digest_id = record(store, check.built)
+        if digest_id is None:
+            return AlertCheck(None, "claimed by a concurrent run")
+        log.info(
+            "alert #%d: %d urgent hits recorded for delivery",
+            digest_id,
+            len(check.built.digest.hit_ids),
+        )
+    return check
+
+
+def send_alerts(
+    settings: Settings,
+    store: Store,
+    ruleset: RuleSet | None,
+    now: datetime | None = None,
+    wait: bool = True,
+) -> AlertCheck:
+    """Queue the due alert, then deliver whatever the outbox holds."""
+    check = queue_alert(settings, store, ruleset, now, wait)
+    deliver_pending(store, deliverer_for(settings), now)
+    return check
+
+
+def _moment(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))

@@ -34,6 +34,7 @@ class FetchSettings:
     max_redirects: int = 5
     concurrency: int = 32
     per_host: int = 2
+    article_delay: float = 1.0  # seconds between two article pages from the same host
 
 
 @dataclass(frozen=True)
@@ -197,6 +198,7 @@ class _Reader:
         if not isinstance(data, dict):
             raise self.fail(where, "expected a table ([[sources]])")
         allowed = {"name", "url", "kind", "interval", "tags", "selectors"}
+        allowed |= {"timezone", "fulltext", "fulltext_max"}
         self.check_keys(data, allowed, where)
         name = self.get(data, "name", where, str, "")
         url = self.get(data, "url", where, str, "")
@@ -221,7 +223,27 @@ class _Reader:
             interval=interval,  # type: ignore[arg-type]
             tags=tags,
             selectors=selectors,
+            **self.page_options(data, where),
         )
+
+    def page_options(self, data: dict, where: str) -> dict[str, Any]:
+        """timezone (for page dates without one), fulltext and fulltext_max."""
+        tz = self.get(data, "timezone", where, str, "")
+        if tz:
+            try:
+                ZoneInfo(tz)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise self.fail(
+                    f"{where}.timezone", f"unknown time zone {tz!r}, e.g. 'Europe/Belgrade'"
+                ) from None
+        most = self.get(data, "fulltext_max", where, int, 10)
+        if isinstance(most, bool) or most < 1:
+            raise self.fail(f"{where}.fulltext_max", f"expected a whole number ≥ 1, got {most!r}")
+        return {
+            "timezone": tz,
+            "fulltext": self.get(data, "fulltext", where, bool, False),
+            "fulltext_max": most,
+        }
 
     def selectors(self, data: Any, where: str, kind: str) -> PageSelectors | None:
         if data is None:

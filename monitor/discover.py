@@ -73,7 +73,7 @@ def discover(url: str, limits: FetchSettings, want_page: bool = False) -> Discov
     if feed := _as_feed(result, result.url, "the address itself"):
         return Discovery(result.url, feed.title, feeds=[feed])
     soup = page_soup(result.body, result.content_type)
-    found = Discovery(result.url, _site_name(soup))
+    found = Discovery(result.url, _site_name(soup, result.url))
     declared = _declared_feeds(soup, result.url)
     found.feeds = _verify(declared, limits, found.tried)
     if not found.feeds:
@@ -176,12 +176,23 @@ def _verify(
     return feeds
 
 
-def _site_name(soup: BeautifulSoup) -> str:
+def _site_name(soup: BeautifulSoup, url: str) -> str:
+    """og:site_name, else the part of the <title> that a link to the home page also shows
+    ("Analysis | CEPA", "Balkan Monitor – News and analysis"), else its last part."""
     meta = soup.find("meta", attrs={"property": "og:site_name"})
     if isinstance(meta, Tag) and meta.get("content"):
         return clean_text(str(meta["content"]))
     title = soup.title.get_text(" ") if soup.title else ""
-    parts = [p.strip() for p in re.split(r"\s[|–—-]\s", clean_text(title)) if p.strip()]
+    parts = [p.strip() for p in re.split(r"\s[|–—:-]\s", clean_text(title)) if p.strip()]
+    home = {urlsplit(urljoin(url, "/")).path}
+    for a in soup.find_all("a", href=True):
+        if urlsplit(urljoin(url, str(a["href"]))).path in home:
+            shown = {clean_text(a.get_text(" "))} | {
+                clean_text(str(img.get("alt") or "")) for img in a.find_all("img")
+            }
+            for part in parts:
+                if part in shown:
+                    return part
     return parts[-1] if parts else ""
 
 

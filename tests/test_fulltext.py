@@ -75,6 +75,15 @@ def fulltext_site(server: FeedServer) -> str:
     return listing
 
 
+def quick(config: Path) -> Path:
+    """A short pause between article pages (the default is a polite second)."""
+    text = config.read_text(encoding="utf-8").replace(
+        "timeout = 5\n", "timeout = 5\narticle_delay = 0.05\n", 1
+    )
+    config.write_text(text, encoding="utf-8")
+    return config
+
+
 def cards_source(url: str, **extra: object) -> dict:
     return {
         "name": "Think tank", "url": url, "kind": "page", "tags": ["think-tank"],
@@ -88,7 +97,7 @@ def test_rules_match_the_article_and_search_finds_it(
     tmp_path: Path, feed_server: FeedServer
 ) -> None:
     listing = fulltext_site(feed_server)
-    config = write_config(tmp_path, [cards_source(listing, fulltext=True, fulltext_max=4)])
+    config = quick(write_config(tmp_path, [cards_source(listing, fulltext=True, fulltext_max=4)]))
     once = monitor(config, "once")
     assert once.returncode == 0, once.stderr
     assert "Think tank: HTTP 200, 6 parsed, 6 new" in once.stdout
@@ -142,7 +151,7 @@ def test_without_fulltext_only_the_teaser_is_matched(
 
 def test_sources_test_shows_the_article_text(tmp_path: Path, feed_server: FeedServer) -> None:
     listing = fulltext_site(feed_server)
-    config = write_config(tmp_path, [cards_source(listing, fulltext=True)])
+    config = quick(write_config(tmp_path, [cards_source(listing, fulltext=True)]))
     tested = monitor(config, "sources", "test", "Think tank", "--articles", "2")
     assert tested.returncode == 0, tested.stderr
     assert "Think tank (page): HTTP 200, 6 items" in tested.stdout

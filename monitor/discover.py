@@ -248,14 +248,16 @@ def _units(soup: BeautifulSoup, base: str) -> list[_Unit]:
         url = _article_url(str(a["href"]), base)
         if url and _title_like(clean_text(a.get_text(" "))):
             anchors.append((a, url))
-    strong = {id(a): url for a, url in anchors}
+    # the distinct article URLs under each element, gathered once from the links upwards
+    under: dict[int, set[str]] = {}
+    for a, url in anchors:
+        for parent in a.parents:
+            under.setdefault(id(parent), set()).add(url)
     units: dict[int, _Unit] = {}
     for a, url in anchors:
         node = a
         while isinstance(node.parent, Tag) and node.parent.name not in {"body", "html"}:
-            inside = {strong[id(x)] for x in node.parent.find_all("a", href=True)
-                      if id(x) in strong}  # fmt: skip
-            if inside != {url}:
+            if under[id(node.parent)] != {url}:
                 break
             node = node.parent
         if id(node) not in units:

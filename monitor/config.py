@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import soupsieve
 from apscheduler.triggers.cron import CronTrigger
 
 from monitor.errors import ConfigError
@@ -258,6 +259,14 @@ class _Reader:
         if not isinstance(data.get("item"), str) or not data["item"].strip():
             raise self.fail(f"{where}.selectors.item", "expected the CSS selector of one item")
         values = {k: self.get(data, k, f"{where}.selectors", str, "") for k in data}
+        for key, value in values.items():
+            if value.strip():
+                try:
+                    soupsieve.compile(value)
+                except soupsieve.SelectorSyntaxError as exc:
+                    raise self.fail(
+                        f"{where}.selectors.{key}", f"not a valid CSS selector: {exc.args[0]}"
+                    ) from None
         return PageSelectors(**values)
 
     def digest(self, data: Any, index: int) -> DigestSettings:

@@ -16,6 +16,7 @@ from functools import lru_cache
 from urllib.parse import urljoin
 from zoneinfo import ZoneInfo
 
+import soupsieve
 from bs4 import BeautifulSoup, NavigableString, Tag
 
 from monitor.errors import ParseError
@@ -238,7 +239,10 @@ def parse_page(
 def entries_from_soup(
     soup: BeautifulSoup, base_url: str, selectors: PageSelectors, tz: tzinfo | None = None
 ) -> list[RawEntry]:
-    nodes = soup.select(selectors.item)
+    try:
+        nodes = soup.select(selectors.item)
+    except soupsieve.SelectorSyntaxError as exc:  # config checks them; this is for callers
+        raise ParseError(f"not a valid CSS selector {selectors.item!r}: {exc}") from None
     if not nodes:
         raise ParseError(f"0 items parsed: selector {selectors.item!r} matched nothing")
     entries = []

@@ -184,6 +184,10 @@ def test_page_settings_are_validated(tmp_path: Path) -> None:
         ({"timezone": "Europe/Novi_Sad"}, r"sources\[0\] \(P\)\.timezone: unknown time zone"),
         ({"fulltext": "yes"}, r"sources\[0\] \(P\)\.fulltext: expected true or false"),
         ({"fulltext_max": 0}, r"sources\[0\] \(P\)\.fulltext_max: expected a whole number ≥ 1"),
+        (
+            {"selectors": {"item": "li", "date": "span[class"}},
+            r"sources\[0\] \(P\)\.selectors\.date: not a valid CSS selector",
+        ),
     ]:
         with pytest.raises(ConfigError, match=message):
             load_settings(write_config(tmp_path, [{**base, **bad}]))

@@ -313,9 +313,12 @@ def _fetch_limits(ctx: click.Context) -> FetchSettings:
 @click.argument("url")
 @click.option("--page", "want_page", is_flag=True, help="Propose a page source even with feeds.")
 @click.option("--name", default="", help="Name for the proposed source (default: the site's).")
+@click.option("--verbose", "-v", is_flag=True, help="List every address tried for a feed.")
 @click.pass_context
 @clean_errors
-def sources_discover(ctx: click.Context, url: str, want_page: bool, name: str) -> None:
+def sources_discover(
+    ctx: click.Context, url: str, want_page: bool, name: str, verbose: bool
+) -> None:
     """Find the feeds of the site at URL, else propose a page source with CSS selectors;
     print the [[sources]] block to paste into monitor.toml."""
     from monitor.discover import discover, source_block
@@ -326,8 +329,13 @@ def sources_discover(ctx: click.Context, url: str, want_page: bool, name: str) -
     click.echo(f"Page:  {found.url}" + (f"  ({found.title})" if found.title else ""))
     for feed in found.feeds:
         click.echo(f"Feed:  {feed.url}  [{feed.kind}, {feed.entries} entries, from {feed.how}]")
-    for candidate, why in found.tried:
-        click.echo(f"       no feed at {candidate}: {why}")
+    if verbose:
+        for candidate, why in found.tried:
+            click.echo(f"       no feed at {candidate}: {why}")
+    elif found.tried:
+        click.echo(
+            f"       {len(found.tried)} other addresses tried, none a feed (--verbose lists them)"
+        )
     if found.page is not None:
         entries = found.page.entries
         dated = sum(1 for e in entries if e.published)

@@ -147,12 +147,12 @@ def _declared_feeds(soup: BeautifulSoup, base: str) -> list[tuple[str, str, str]
 
 
 def _common_paths(url: str) -> list[str]:
+    """The usual feed addresses in the page's own section (/analysis/feed/), then the site's."""
     parts = urlsplit(url)
-    root = urlunsplit((parts.scheme, parts.netloc, "/", "", ""))
-    bases = [root]
-    if parts.path.strip("/"):
-        bases.insert(0, urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/") + "/",
-                                    "", "")))  # fmt: skip
+    last = parts.path.rsplit("/", 1)[-1]
+    section = parts.path[: -len(last)] if "." in last else parts.path.rstrip("/") + "/"
+    bases = [urlunsplit((parts.scheme, parts.netloc, p, "", "")) for p in dict.fromkeys(
+        [section, "/"] if section not in {"", "/"} else ["/"])]  # fmt: skip
     return [urljoin(base, path) for base in bases for path in COMMON_PATHS]
 
 

@@ -14,7 +14,7 @@ from test_end_to_end import monitor
 from test_pages import PAGES, serve_page
 
 from monitor.config import FetchSettings
-from monitor.discover import discover, infer_page
+from monitor.discover import _common_paths, discover, infer_page
 from monitor.pages import page_soup
 
 LIMITS = FetchSettings(timeout=5)
@@ -58,6 +58,16 @@ def test_common_feed_paths_are_tried_when_none_is_declared(feed_server: FeedServ
     tried = [url for url, _ in found.tried]
     assert tried[0] == feed_server.url("/analysis/feed/")
     assert (feed_server.url("/feed/"), "HTTP 404 Not Found") in found.tried
+
+
+def test_common_paths_of_a_section_and_of_a_file() -> None:
+    assert _common_paths("https://x.example/analysis")[:2] == [
+        "https://x.example/analysis/feed/", "https://x.example/analysis/rss.xml",
+    ]  # fmt: skip
+    in_folder = _common_paths("https://x.example/sr/saopstenja/index.html?strana=1")
+    assert in_folder[0] == "https://x.example/sr/saopstenja/feed/"
+    assert in_folder[len(COMMON)] == "https://x.example/feed/"
+    assert len(_common_paths("https://x.example/")) == len(COMMON)
 
 
 def test_an_address_that_is_itself_a_feed(feed_server: FeedServer) -> None:
@@ -133,7 +143,7 @@ def test_a_page_with_no_list_gives_no_proposal() -> None:
 def test_discover_then_paste_then_test(tmp_path: Path, feed_server: FeedServer) -> None:
     """The whole flow a user follows for a site without a feed."""
     page = serve_page(without_feeds(feed_server), "/sr/saopstenja/", "ministry_table_1250.html")
-    found = monitor(tmp_path / "none.toml", "sources", "discover", page, "--name", "MFA")
+    found = monitor(tmp_path / "none.toml", "sources", "discover", page, "--name", "MFA", "-v")
     assert found.returncode == 0, found.stderr
     assert f"no feed at {feed_server.url('/sr/saopstenja/feed/')}: HTTP 404" in found.stdout
     assert "List:  6 items recognised, 6 with a date" in found.stdout
@@ -159,6 +169,7 @@ def test_discover_prints_a_feed_block(tmp_path: Path, feed_server: FeedServer) -
     feed(feed_server, "/feed/", "rss2.xml")
     found = monitor(tmp_path / "none.toml", "sources", "discover", page)
     assert found.returncode == 0, found.stderr
+    assert "1 other addresses tried, none a feed" in found.stdout  # the comments feed
     source = tomllib.loads(found.stdout.split("(and set the tags):\n", 1)[1])["sources"][0]
     assert source == {"name": "Balkan Monitor", "url": feed_server.url("/feed/"),
                       "interval": "1h", "tags": []}  # fmt: skip

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from monitor import __version__
-from monitor.config import Settings, load_settings
+from monitor.config import FetchSettings, Settings, config_path, load_settings
 from monitor.errors import ConfigError, MonitorError, RuleError
 from monitor.models import Item
 
@@ -334,11 +334,17 @@ def search(ctx: click.Context, query: str, limit: int) -> None:
     click.echo(f"{len(rows)} result(s)")
 
 
-@main.command()
+@main.group(invoke_without_command=True)
 @click.pass_context
 @clean_errors
 def sources(ctx: click.Context) -> None:
-    """Table of sources and their last fetch state (failing sources first)."""
+    """Table of sources and their last fetch state (failing sources first).
+
+    A page source whose selectors no longer match shows "0 items parsed: ..." as its error.
+    Subcommands: `discover URL` finds a site's feeds or proposes a page source; `test NAME`
+    shows what a source would give now."""
+    if ctx.invoked_subcommand is not None:
+        return
     from monitor.store import Store
 
     settings = _settings(ctx)
@@ -365,6 +371,98 @@ def sources(ctx: click.Context) -> None:
 
 def _num(value: int | None) -> str:
     return "-" if value is None else str(value)
+
+
+def _fetch_limits(ctx: click.Context) -> FetchSettings:
+    """The configured fetch limits, or the defaults when there is no config file."""
+    path = config_path(ctx.find_root().obj["config"])
+    return load_settings(path).fetch if path.exists() else FetchSettings()
+
+
+@sources.command("discover")
+@click.argument("url")
+@click.option("--page", "want_page", is_flag=True, help="Propose a page source even with feeds.")
+@click.option("--name", default="", help="Name for the proposed source (default: the site's).")
+@click.option("--verbose", "-v", is_flag=True, help="List every address tried for a feed.")
+@click.pass_context
+@clean_errors
+def sources_discover(
+    ctx: click.Context, url: str, want_page: bool, name: str, verbose: bool
+) -> None:
+    """Find the feeds of the site at URL, else propose a page source with CSS selectors;
+    print the [[sources]] block to paste into monitor.toml."""
+    from monitor.discover import discover, source_block
+
+    if not url.startswith(("http://", "https://")):
+        url = "https://" + url
+    found = discover(url, _fetch_limits(ctx), want_page=want_page)
+    click.echo(f"Page:  {found.url}" + (f"  ({found.title})" if found.title else ""))
+    for feed in found.feeds:
+        click.echo(f"Feed:  {feed.url}  [{feed.kind}, {feed.entries} entries, from {feed.how}]")
+    if verbose:
+        for candidate, why in found.tried:
+            click.echo(f"       no feed at {candidate}: {why}")
+    elif found.tried:
+        click.echo(
+            f"       {len(found.tried)} other addresses tried, none a feed (--verbose lists them)"
+        )
+    if found.page is not None:
+        entries = found.page.entries
+        dated = sum(1 for e in entries if e.published)
+        click.echo(
+            f"List:  {len(entries)} items recognised, {dated} with a date, "
+            f"{sum(1 for e in entries if e.summary)} with a summary"
+        )
+        for entry in entries[:5]:
+            click.echo(f"       {(entry.published or '')[:10]:10}  {entry.title[:70]}")
+    block = source_block(found, name)
+    if not block:
+        raise MonitorError(
+            f"{found.url}: no feed found and no list of articles recognised; write the "
+            'selectors by hand (kind = "page", selectors = { item = "CSS", ... })'
+        )
+    click.echo("\nPaste into monitor.toml (and set the tags):\n")
+    click.echo(block)
+
+
+@sources.command("test")
+@click.argument("name")
+@click.option("--limit", default=20, show_default=True, help="Items to show.")
+@click.option(
+    "--articles",
+    default=3,
+    show_default=True,
+    help="For a fulltext source: fetch the article text of this many items.",
+)
+@click.pass_context
+@clean_errors
+def sources_test(ctx: click.Context, name: str, limit: int, articles: int) -> None:
+    """Fetch source NAME once and show the items it gives; nothing is stored."""
+    from monitor.pipeline import preview
+
+    settings = load_settings(ctx.find_root().obj["config"])
+    result = preview(settings, settings.source(name), articles)
+    click.echo(
+        f"{name} ({result.source.kind}): HTTP {result.status}, {len(result.items)} items "
+        f"from {result.url}"
+    )
+    for item in result.items[:limit]:
+        click.echo(f"  {(item.published or 'no date')[:10]:10}  {item.title}")
+        click.echo(f"              {item.url}")
+        if item.summary:
+            click.echo(f"              {_clip(item.summary, 110)}")
+        if item.content:
+            click.echo(f"              text: {len(item.content):,} characters: "
+                       f"{_clip(item.content, 80)}")  # fmt: skip
+    if len(result.items) > limit:
+        click.echo(f"  … and {len(result.items) - limit} more")
+    if result.source.fulltext:
+        click.echo(f"article text fetched for {result.with_text} item(s)")
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1].rsplit(" ", 1)[0] + " …"
 
 
 @main.group()

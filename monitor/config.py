@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import soupsieve
 from apscheduler.triggers.cron import CronTrigger
 
 from monitor.errors import ConfigError
@@ -34,6 +35,7 @@ class FetchSettings:
     max_redirects: int = 5
     concurrency: int = 32
     per_host: int = 2
+    article_delay: float = 1.0  # seconds between two article pages from the same host
 
 
 @dataclass(frozen=True)
@@ -223,6 +225,7 @@ class _Reader:
         if not isinstance(data, dict):
             raise self.fail(where, "expected a table ([[sources]])")
         allowed = {"name", "url", "kind", "interval", "tags", "selectors"}
+        allowed |= {"timezone", "fulltext", "fulltext_max"}
         self.check_keys(data, allowed, where)
         name = self.get(data, "name", where, str, "")
         url = self.get(data, "url", where, str, "")
@@ -247,7 +250,27 @@ class _Reader:
             interval=interval,  # type: ignore[arg-type]
             tags=tags,
             selectors=selectors,
+            **self.page_options(data, where),
         )
+
+    def page_options(self, data: dict, where: str) -> dict[str, Any]:
+        """timezone (for page dates without one), fulltext and fulltext_max."""
+        tz = self.get(data, "timezone", where, str, "")
+        if tz:
+            try:
+                ZoneInfo(tz)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise self.fail(
+                    f"{where}.timezone", f"unknown time zone {tz!r}, e.g. 'Europe/Belgrade'"
+                ) from None
+        most = self.get(data, "fulltext_max", where, int, 10)
+        if isinstance(most, bool) or most < 1:
+            raise self.fail(f"{where}.fulltext_max", f"expected a whole number ≥ 1, got {most!r}")
+        return {
+            "timezone": tz,
+            "fulltext": self.get(data, "fulltext", where, bool, False),
+            "fulltext_max": most,
+        }
 
     def selectors(self, data: Any, where: str, kind: str) -> PageSelectors | None:
         if data is None:
@@ -262,6 +285,14 @@ class _Reader:
         if not isinstance(data.get("item"), str) or not data["item"].strip():
             raise self.fail(f"{where}.selectors.item", "expected the CSS selector of one item")
         values = {k: self.get(data, k, f"{where}.selectors", str, "") for k in data}
+        for key, value in values.items():
+            if value.strip():
+                try:
+                    soupsieve.compile(value)
+                except soupsieve.SelectorSyntaxError as exc:
+                    raise self.fail(
+                        f"{where}.selectors.{key}", f"not a valid CSS selector: {exc.args[0]}"
+                    ) from None
         return PageSelectors(**values)
 
     def digest(self, data: Any, index: int) -> DigestSettings:

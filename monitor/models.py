@@ -30,6 +30,9 @@ class Source:
     interval: int = 1800  # seconds
     tags: tuple[str, ...] = ()
     selectors: PageSelectors | None = None
+    timezone: str = ""  # zone of the page's dates that carry no zone of their own
+    fulltext: bool = False  # fetch each new item's article page for its main text
+    fulltext_max: int = 10  # at most this many article pages per source per cycle
 
 
 @dataclass(frozen=True)

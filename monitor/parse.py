@@ -25,7 +25,13 @@ from monitor.pages import parse_page
 def parse(result: FetchResult, source: Source) -> list[RawEntry]:
     """Entries in a fetched document; ParseError when it holds no readable feed or page."""
     if source.kind == "page" and source.selectors is not None:
-        return parse_page(result.body, result.url, source.selectors)
+        return parse_page(
+            result.body,
+            result.url,
+            source.selectors,
+            timezone=source.timezone,
+            content_type=result.content_type,
+        )
     if _looks_like_json(result):
         return parse_json_feed(result.body, result.url)
     return parse_feed(result.body, result.url)

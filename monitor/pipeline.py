@@ -7,12 +7,13 @@ import hashlib
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from monitor.config import Settings
+from monitor.config import FetchSettings, Settings
 from monitor.errors import FetchError, MonitorError
 from monitor.fetch import Request, fetch_all
+from monitor.fulltext import add_full_text
 from monitor.match import Engine
 from monitor.models import FetchResult, FetchState, Item, Source
 from monitor.normalise import normalise_all
@@ -52,7 +53,12 @@ def poll(
     for source in sources:
         t0 = time.monotonic()
         outcome = process(
-            source, fetched[source.name], store.fetch_state(source.name), store, engine
+            source,
+            fetched[source.name],
+            store.fetch_state(source.name),
+            store,
+            engine,
+            limits=settings.fetch,
         )
         moment = now or utcnow()
         store.save_cycle(outcome, moment, moment + timedelta(seconds=source.interval))
@@ -76,8 +82,10 @@ def process(
     previous: FetchState,
     store: Store,
     engine: Engine,
+    limits: FetchSettings | None = None,
 ) -> CycleOutcome:
-    """Everything after the fetch, for one source: what to write back for it."""
+    """Everything after the fetch, for one source: what to write back for it. With `limits`,
+    a `fulltext` source's new items get their article text before they are matched."""
     if isinstance(fetched, FetchError):
         return CycleOutcome(source.name, fetched.status, error=str(fetched))
     if fetched.not_modified:
@@ -93,6 +101,8 @@ def process(
     items = _unique(normalise_all(source.name, entries))
     known = store.find_known(items)
     new_items = [i for i in items if i.id not in known]
+    if source.fulltext and limits is not None and new_items:
+        new_items = add_full_text(source, new_items, limits)
     also_seen = [(known[i.id], i) for i in items if i.id in known]
     hits = [(item.id, hit) for item in new_items for hit in engine.match(item)]
     return CycleOutcome(
@@ -104,6 +114,32 @@ def process(
         also_seen=also_seen,
         state=state,
     )
+
+
+@dataclass(frozen=True)
+class Preview:
+    source: Source
+    url: str  # after redirects
+    status: int
+    items: list[Item]
+    with_text: int  # items whose article text was fetched
+
+
+def preview(settings: Settings, source: Source, articles: int = 3) -> Preview:
+    """Fetch and parse one source now, as a cycle would, and store nothing. For a `fulltext`
+    source, the article text of the first `articles` items is fetched too. Raises FetchError
+    or ParseError (e.g. "0 items parsed: ...") instead of recording them."""
+    fetched = fetch_all([Request(source.name, source.url)], settings.fetch)[source.name]
+    if isinstance(fetched, FetchError):
+        raise fetched
+    items = _unique(normalise_all(source.name, parse(fetched, source)))
+    with_text = 0
+    if source.fulltext and articles > 0 and items:
+        limited = replace(source, fulltext_max=min(articles, source.fulltext_max))
+        before = [i.content for i in items]
+        items = add_full_text(limited, items, settings.fetch)
+        with_text = sum(1 for old, new in zip(before, items, strict=True) if old != new.content)
+    return Preview(source, fetched.url, fetched.status, items, with_text)
 
 
 def _unique(items: list[Item]) -> list[Item]:

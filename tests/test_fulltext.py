@@ -1,0 +1,164 @@
+"""Full text: article pages fetched for new items of `fulltext` sources, their main text
+extracted, matched by the rules, stored and found by `monitor search`."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from conftest import FeedServer, Response, write_config
+from test_end_to_end import monitor
+from test_pages import PAGES, serve_page
+
+from monitor.config import FetchSettings
+from monitor.fetch import Request
+from monitor.fulltext import extract_text, fetch_articles, plan_rounds
+
+
+def test_article_text_without_the_page_around_it() -> None:
+    text = extract_text((PAGES / "article_analysis.html").read_bytes())
+    paragraphs = text.split("\n\n")
+    assert paragraphs[0].startswith("On the morning of 5 November, hundreds of Kosovo Serb")
+    assert paragraphs[-1].endswith("to move from crisis management to a settlement.")
+    assert "A security vacuum in the north" in paragraphs  # subheadings are kept
+    assert any(p.startswith("“We are one incident away") for p in paragraphs)  # the quote too
+    for boilerplate in ["cookies", "Share on Twitter", "Related analysis", "Sign up for our",
+                        "Most read", "Hybrid Playbook", "1275 Pennsylvania", "Programs",
+                        "senior fellow", "dataLayer", "color: #333", "photograph"]:  # fmt: skip
+        assert boilerplate not in text, boilerplate
+
+
+def test_article_in_windows_1250() -> None:
+    text = extract_text((PAGES / "article_sr_1250.html").read_bytes())
+    assert text.startswith("Ministar spoljnih poslova razgovarao je danas u Beogradu")
+    assert "Zvečan, Zubin Potok, Leposavić i Severna Mitrovica" in text
+    assert "međunarodno prisustvo" in text
+    assert "Štampaj" not in text and "Saopštenja" not in text
+
+
+def test_no_article_gives_no_text() -> None:
+    assert extract_text(b"<html><body><nav><a href='/'>Home</a></nav></body></html>") == ""
+
+
+def test_rounds_hold_one_request_per_host() -> None:
+    requests = [Request(str(i), url) for i, url in enumerate([
+        "https://a.example/1", "https://a.example/2", "https://b.example/1",
+        "https://a.example/3", "https://c.example/1", "https://b.example/2",
+    ])]  # fmt: skip
+    rounds = plan_rounds(requests)
+    assert [[r.url for r in batch] for batch in rounds] == [
+        ["https://a.example/1", "https://b.example/1", "https://c.example/1"],
+        ["https://a.example/2", "https://b.example/2"],
+        ["https://a.example/3"],
+    ]
+
+
+def test_article_fetches_pause_between_rounds(feed_server: FeedServer) -> None:
+    for n in range(3):
+        serve_page(feed_server, f"/a/{n}", "article_analysis.html")
+    pauses: list[float] = []
+    limits = FetchSettings(timeout=5, article_delay=0.25)
+    results = fetch_articles({str(n): feed_server.url(f"/a/{n}") for n in range(3)}, limits,
+                             sleep=pauses.append)  # fmt: skip
+    assert pauses == [0.25, 0.25]  # three pages from one host: three rounds
+    assert all(r.status == 200 for r in results.values())  # type: ignore[union-attr]
+
+
+def fulltext_site(server: FeedServer) -> str:
+    listing = serve_page(server, "/analysis/", "think_tank_cards.html")
+    serve_page(server, "/article/kosovo-license-plates-escalation/", "article_analysis.html")
+    serve_page(server, "/article/serbia-between-brussels-and-moscow/", "article_sr_1250.html")
+    server.routes["/article/black-sea-grain-corridor/"] = Response(
+        200, b"%PDF-1.7 not html", {"Content-Type": "application/pdf"}
+    )
+    return listing
+
+
+def quick(config: Path) -> Path:
+    """A short pause between article pages (the default is a polite second)."""
+    text = config.read_text(encoding="utf-8").replace(
+        "timeout = 5\n", "timeout = 5\narticle_delay = 0.05\n", 1
+    )
+    config.write_text(text, encoding="utf-8")
+    return config
+
+
+def cards_source(url: str, **extra: object) -> dict:
+    return {
+        "name": "Think tank", "url": url, "kind": "page", "tags": ["think-tank"],
+        "selectors": {"item": "article.card.analysis", "title": "h3",
+                      "date": ".card__date", "summary": ".card__excerpt"},
+        **extra,
+    }  # fmt: skip
+
+
+def test_rules_match_the_article_and_search_finds_it(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    listing = fulltext_site(feed_server)
+    config = quick(write_config(tmp_path, [cards_source(listing, fulltext=True, fulltext_max=4)]))
+    once = monitor(config, "once")
+    assert once.returncode == 0, once.stderr
+    assert "Think tank: HTTP 200, 6 parsed, 6 new" in once.stdout
+    assert "full text for 2 of 6 new items (4 fetched)" in once.stderr
+    # at most fulltext_max article pages per source and cycle; the rest are not requested
+    assert feed_server.hits("/article/bosnia-election-law-imposed/") == 1  # 4th: a 404
+    assert feed_server.hits("/article/baltic-air-defense-gaps/") == 0
+    assert feed_server.hits("/article/montenegro-cyberattack-lessons/") == 0
+
+    db = sqlite3.connect(tmp_path / "monitor.db")
+    content = dict(db.execute("SELECT url, content FROM items"))
+    plates = content[feed_server.url("/article/kosovo-license-plates-escalation/")]
+    assert "Barricades of lorries appeared near the Jarinje and Brnjak crossings" in plates
+    assert "Leposavić" in content[feed_server.url("/article/serbia-between-brussels-and-moscow/")]
+    assert content[feed_server.url("/article/black-sea-grain-corridor/")] == ""  # a PDF
+    assert content[feed_server.url("/article/bosnia-election-law-imposed/")] == ""  # a 404
+
+    # the teaser mentions KFOR but not its patrols; the article does: an urgent hit
+    hits = db.execute(
+        "SELECT hits.evidence FROM hits JOIN items ON items.id = hits.item_id "
+        "WHERE hits.rule = 'watch/kfor'"
+    ).fetchall()
+    assert len(hits) == 1
+    evidence = json.loads(hits[0][0])
+    assert ("content", "patrols") in {(e["field"], e["text"]) for e in evidence}
+
+    found = monitor(config, "search", "Brnjak")  # a word only in the article's body
+    assert "Think tank: How a Dispute Over License Plates Nearly Broke the North of Kosovo" in (
+        found.stdout
+    )
+    assert "1 result(s)" in found.stdout
+    folded = monitor(config, "search", "Leposavic")  # without the diacritic
+    assert "1 result(s)" in folded.stdout
+
+    # a second cycle: same page, nothing new, no article fetched again
+    monitor(config, "once")
+    assert feed_server.hits("/article/kosovo-license-plates-escalation/") == 1
+
+
+def test_without_fulltext_only_the_teaser_is_matched(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    listing = fulltext_site(feed_server)
+    config = write_config(tmp_path, [cards_source(listing)])
+    assert monitor(config, "once").returncode == 0
+    assert feed_server.hits("/article/kosovo-license-plates-escalation/") == 0
+    db = sqlite3.connect(tmp_path / "monitor.db")
+    assert db.execute("SELECT count(*) FROM hits WHERE rule = 'watch/kfor'").fetchone()[0] == 0
+    assert "0 result(s)" in monitor(config, "search", "Brnjak").stdout
+
+
+def test_sources_test_shows_the_article_text(tmp_path: Path, feed_server: FeedServer) -> None:
+    listing = fulltext_site(feed_server)
+    config = quick(write_config(tmp_path, [cards_source(listing, fulltext=True)]))
+    tested = monitor(config, "sources", "test", "Think tank", "--articles", "2")
+    assert tested.returncode == 0, tested.stderr
+    assert "Think tank (page): HTTP 200, 6 items" in tested.stdout
+    assert "2022-11-21  How a Dispute Over License Plates Nearly Broke the North of Kosovo" in (
+        tested.stdout
+    )
+    assert "text: 2,116 characters: On the morning of 5 November" in tested.stdout
+    assert "article text fetched for 2 item(s)" in tested.stdout
+    assert feed_server.hits("/article/black-sea-grain-corridor/") == 0  # only the first two
+    assert not (tmp_path / "monitor.db").exists()

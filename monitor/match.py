@@ -393,24 +393,35 @@ def explain(engine: Engine, rule: Rule, item: Item) -> tuple[list[str], bool]:
                 f"  matched {ev.text!r} for {ev.term!r}{who} in {ev.field} [{ev.start}:{ev.end}]"
             )
     lines.append("terms:")
+    seen: set[tuple[str, bool]] = set()
+    quiet = 0  # excluded words that are absent, as they should be: counted, not listed
     for node, negated in walk(rule.query):
-        if isinstance(node, Term):
-            found = bool(ctx.term_occs(node))
-            label = node.raw
-        elif isinstance(node, ActorRef):
-            found = bool(ctx.actor_occs(node.actor))
-            label = f"@{node.actor}"
-            raw_found = any(
-                engine._ids.get((t.pattern, t.prefix)) in ctx.found
-                for t in engine.ruleset.actors[node.actor].aliases
-            )
-            if raw_found and not found:
-                label += " (an alias occurs, but the actor's context/exclude words rule it out)"
-        else:
+        if not isinstance(node, Term | ActorRef):
             continue
-        mark = "✓ found" if found else "✗ absent"
-        lines.append(f"  {mark:9} {'NOT ' if negated else ''}{label}")
+        label, found = _leaf_state(engine, ctx, node)
+        if (label, negated) in seen:
+            continue
+        seen.add((label, negated))
+        if negated and not found:
+            quiet += 1
+        elif negated:
+            lines.append(f"  ✗ present  NOT {label}")
+        else:
+            lines.append(f"  {'✓ found' if found else '✗ absent':9} {label}")
+    if quiet:
+        lines.append(f"  ✓ absent   {quiet} more NOT terms")
     return lines, evidence is not None
+
+
+def _leaf_state(engine: Engine, ctx: _Context, leaf: Term | ActorRef) -> tuple[str, bool]:
+    if isinstance(leaf, Term):
+        return leaf.raw, bool(ctx.term_occs(leaf))
+    found = bool(ctx.actor_occs(leaf.actor))
+    label = f"@{leaf.actor}"
+    aliases = engine.ruleset.actors[leaf.actor].aliases
+    if not found and any(engine._ids.get((t.pattern, t.prefix)) in ctx.found for t in aliases):
+        label += " (an alias occurs, but the actor's context/exclude words rule it out)"
+    return label, found
 
 
 def item_from_json(record: dict, number: int) -> Item:

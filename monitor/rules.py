@@ -107,6 +107,8 @@ class RuleSet:
     rules: list[Rule] = field(default_factory=list)
     actors: dict[str, Actor] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
+    lists: dict[str, Node] = field(default_factory=dict)  # `$name` in queries
+    list_origins: dict[str, str] = field(default_factory=dict)
 
     def rule(self, rule_id: str) -> Rule:
         for rule in self.rules:
@@ -129,6 +131,7 @@ _TOKEN_RE = re.compile(
     | (?P<near>NEAR(?:/(?P<dist>\d+))?(?![\w/]))
     | (?P<field>(?:title|summary|content|text):)
     | (?P<actor>@[\w.\-]+)
+    | (?P<listref>\$[\w.\-]+)
     | (?P<word>[^\s(),"]+)
     | (?P<bad>")
     )""",
@@ -169,6 +172,8 @@ def _tokenize(query: str) -> list[_Token]:
 
 def parse_term(raw: str, fields: tuple[str, ...] = FIELDS) -> Term:
     """A word, phrase or prefix as users write them in queries and alias lists."""
+    if raw.strip().startswith("@"):
+        raise QueryError(f"{raw!r}: an actor reference cannot stand here")
     text = raw.strip()
     if text.startswith('"'):
         text = text[1:].replace('"', "")
@@ -185,9 +190,10 @@ def parse_term(raw: str, fields: tuple[str, ...] = FIELDS) -> Term:
 
 
 class _Parser:
-    def __init__(self, query: str) -> None:
+    def __init__(self, query: str, lists: dict[str, Node] | None = None) -> None:
         self.tokens = _tokenize(query)
         self.pos = 0
+        self.lists = lists or {}
 
     def peek(self) -> _Token | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
@@ -270,6 +276,11 @@ class _Parser:
             return ActorRef(tok.text[1:].lower(), fields)
         if tok.kind in {"word", "phrase"}:
             return parse_term(tok.text, fields)
+        if tok.kind == "listref":
+            name = tok.text[1:].lower()
+            if name not in self.lists:
+                raise QueryError(f"unknown list ${name} at column {tok.col}")
+            return _restrict(self.lists[name], fields)
         if tok.kind == "rpar":
             raise QueryError(f"unbalanced ')' at column {tok.col}")
         raise QueryError(f"expected a term at column {tok.col}, found {tok.text!r}")
@@ -326,9 +337,9 @@ def _restrict(node: Node, fields: tuple[str, ...]) -> Node:
     raise TypeError(node)
 
 
-def parse_query(query: str) -> Node:
-    """Parse a query; raises QueryError with the column of the problem."""
-    node = _Parser(query).parse()
+def parse_query(query: str, lists: dict[str, Node] | None = None) -> Node:
+    """Parse a query (with `$name` standing for a named list); QueryError says where."""
+    node = _Parser(query, lists).parse()
     if not needs_presence(node):
         raise QueryError(
             "query could match an item that contains none of its terms (a bare NOT, or an OR "
@@ -438,6 +449,8 @@ def load_rules(path: Path | str) -> RuleSet:
                 )
             else:
                 ruleset.actors[actor.id] = actor
+        for entry in _section(doc, "lists", file, problems):
+            _add_list(entry, file, ruleset, problems)
         for entry in _section(doc, "rules", file, problems):
             raw_rules.append((prefix, entry, str(file)))
     seen: dict[str, str] = {}
@@ -447,7 +460,7 @@ def load_rules(path: Path | str) -> RuleSet:
             problems.add(origin, f"duplicate rule id {rule_id!r} (first at {seen[rule_id]})")
             continue
         seen[rule_id] = origin
-        rule = _build_rule(prefix, entry, file, ruleset.actors, problems)
+        rule = _build_rule(prefix, entry, file, ruleset, problems)
         if rule is not None:
             ruleset.rules.append(rule)
     if not ruleset.files:
@@ -493,10 +506,10 @@ def _read_yaml(file: Path, problems: _Problems) -> dict[str, Any] | None:
         problems.add(f"{file}:1", "expected a mapping with 'actors:' and/or 'rules:'")
         return None
     for key in doc:
-        if key not in {"actors", "rules", "__line__", "__lines__"}:
+        if key not in {"actors", "lists", "rules", "__line__", "__lines__"}:
             problems.add(
                 f"{file}:{_line_of(doc, key)}",
-                f"unknown section {key!r} (expected 'actors' or 'rules')",
+                f"unknown section {key!r} (expected 'actors', 'lists' or 'rules')",
             )
     return doc
 
@@ -587,8 +600,35 @@ def _build_actor(entry: dict, file: Path, problems: _Problems) -> Actor | None:
     )
 
 
+def _add_list(entry: dict, file: Path, ruleset: RuleSet, problems: _Problems) -> None:
+    """A named list of terms and actors, used in queries as `$id` (an OR of its members)."""
+    origin = f"{file}:{_line_of(entry)}"
+    list_id = str(entry.get("id") or "").strip().lower()
+    if not list_id:
+        problems.add(origin, "list without an 'id'")
+        return
+    where = f"list {list_id!r}"
+    _check_keys(entry, {"id", "terms", "description"}, where, file, problems)
+    if list_id in ruleset.lists:
+        first = ruleset.list_origins[list_id]
+        problems.add(origin, f"duplicate list id {list_id!r} (first defined at {first})")
+        return
+    members: list[Node] = []
+    for raw in _string_list(entry, "terms", where, file, problems):
+        try:
+            members.append(ActorRef(raw.strip()[1:].lower()) if raw.strip().startswith("@")
+                           else parse_term(raw))  # fmt: skip
+        except QueryError as exc:
+            problems.add(f"{file}:{_line_of(entry, 'terms')}", f"{where}: {exc}")
+    if not members:
+        problems.add(origin, f"{where}: needs at least one entry under 'terms'")
+        return
+    ruleset.lists[list_id] = members[0] if len(members) == 1 else Or(tuple(members))
+    ruleset.list_origins[list_id] = origin
+
+
 def _build_rule(
-    prefix: str, entry: dict, file: str, actors: dict[str, Actor], problems: _Problems
+    prefix: str, entry: dict, file: str, ruleset: RuleSet, problems: _Problems
 ) -> Rule | None:
     origin = f"{file}:{_line_of(entry)}"
     local_id = str(entry.get("id") or "").strip()
@@ -611,11 +651,13 @@ def _build_rule(
         problems.add(query_where, f"{where}: needs a non-empty 'query'")
         return None
     try:
-        query = parse_query(query_text)
+        query = parse_query(query_text, ruleset.lists)
     except QueryError as exc:
         problems.add(query_where, f"{where}: query: {exc}")
         return None
-    unknown = sorted({n.actor for n, _ in walk(query) if isinstance(n, ActorRef)} - set(actors))
+    unknown = sorted(
+        {n.actor for n, _ in walk(query) if isinstance(n, ActorRef)} - set(ruleset.actors)
+    )
     for name in unknown:
         problems.add(query_where, f"{where}: unknown actor @{name}")
     if unknown:

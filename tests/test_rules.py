@@ -121,3 +121,49 @@ def test_actor_needs_aliases_and_valid_window(tmp_path: Path) -> None:
 def test_missing_rules_folder(tmp_path: Path) -> None:
     with pytest.raises(RuleError, match="does not exist"):
         load_rules(tmp_path / "nope")
+
+
+def test_named_lists_expand_in_queries(tmp_path: Path) -> None:
+    write(tmp_path, "lists.yaml", """\
+        actors:
+          - id: kosovo
+            aliases: [Kosovo]
+        lists:
+          - id: sport
+            terms: [football, "water polo", "Olymp*"]
+          - id: places
+            terms: ["@kosovo", Mitrovica]
+        rules:
+          - id: politics
+            query: '$places NOT title:$sport'
+        """)  # fmt: skip
+    ruleset = load_rules(tmp_path)
+    query = ruleset.rule("politics").query
+    assert isinstance(query, And) and isinstance(query.children[0], Or)
+    assert isinstance(query.children[0].children[0], ActorRef)
+    excluded = query.children[1].child
+    assert all(t.fields == ("title",) for t in excluded.children)
+
+
+def test_list_problems_are_reported(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", """\
+        lists:
+          - id: sport
+            terms: []
+          - id: ok
+            terms: [x]
+          - id: ok
+            terms: [y]
+        rules:
+          - id: r
+            query: 'kosovo NOT $nope'
+          - id: s
+            query: '$ok AND @ghost'
+        """)  # fmt: skip
+    with pytest.raises(RuleError) as caught:
+        load_rules(tmp_path)
+    text = "\n".join(caught.value.problems)
+    assert "a.yaml:2: list 'sport': needs at least one entry" in text
+    assert "a.yaml:6: duplicate list id 'ok'" in text
+    assert "a.yaml:10: rule 'r': query: unknown list $nope at column 12" in text
+    assert "a.yaml:12: rule 's': unknown actor @ghost" in text

@@ -93,6 +93,7 @@ def evaluate(engine: Engine, path: Path) -> Score:
     [
         pytest.param("balkans_dev.jsonl", 0.95, id="dev"),
         pytest.param("balkans_holdout.jsonl", 0.85, id="holdout"),
+        pytest.param("balkans_blind.jsonl", 0.80, id="blind"),
     ],
 )
 def test_precision_and_recall(engine: Engine, filename: str, floor: float) -> None:

@@ -278,41 +278,29 @@ class Store:
         hits belong to this digest, whether it is sent now or after a restart. Raises
         AlreadyClaimed (recording nothing) when another run claimed one of the hits first."""
         try:
-            return self._record_digest(name, subject, message_id, recipients, message, hit_ids, now)
+            with self.transaction():
+                digest_id = (
+                    self.db["digests"]
+                    .insert(
+                        {
+                            "name": name,
+                            "created_at": iso(now),
+                            "subject": subject,
+                            "message_id": message_id,
+                            "recipients": json.dumps(list(recipients)),
+                            "message": message,
+                            "status": "pending",
+                            "attempts": 0,
+                            "next_attempt": iso(now),
+                        }
+                    )
+                    .last_pk
+                )
+                self.db["digest_hits"].insert_all(
+                    {"digest_id": digest_id, "hit_id": h, "name": name} for h in hit_ids
+                )
         except sqlite3.IntegrityError as exc:
             raise AlreadyClaimed(f"digest {name}: hits already claimed by another run") from exc
-
-    def _record_digest(
-        self,
-        name: str,
-        subject: str,
-        message_id: str,
-        recipients: Sequence[str],
-        message: bytes,
-        hit_ids: Sequence[int],
-        now: datetime,
-    ) -> int:
-        with self.transaction():
-            digest_id = (
-                self.db["digests"]
-                .insert(
-                    {
-                        "name": name,
-                        "created_at": iso(now),
-                        "subject": subject,
-                        "message_id": message_id,
-                        "recipients": json.dumps(list(recipients)),
-                        "message": message,
-                        "status": "pending",
-                        "attempts": 0,
-                        "next_attempt": iso(now),
-                    }
-                )
-                .last_pk
-            )
-            self.db["digest_hits"].insert_all(
-                {"digest_id": digest_id, "hit_id": h, "name": name} for h in hit_ids
-            )
         return int(digest_id)
 
     def pending_digests(self, now: datetime) -> list[dict[str, Any]]:

@@ -144,6 +144,47 @@ def load_settings(path: str | Path | None = None) -> Settings:
     return _Reader(cfg).settings(data)
 
 
+_AT_LINE_RE = re.compile(r"at line (\d+)")
+_KEY_RE = re.compile(r"^(\w+)(?:\[(\d+)\])?(?: \([^)]*\))?(?:\.(\w+))?")
+
+
+def error_line(path: Path, message: str) -> int | None:
+    """The line of the config file a ConfigError points at, when it can be told: the line
+    TOML names, else the line of the setting named in the message (`sources[2] (X).url`)."""
+    if m := _AT_LINE_RE.search(message):
+        return int(m.group(1))
+    m = _KEY_RE.match(message.removeprefix(f"{path}: "))
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not m:
+        return None
+    table, index, leaf = m.group(1), m.group(2), m.group(3)
+    header = f"[[{table}]]" if index is not None else f"[{table}]"
+    starts = [n for n, line in enumerate(lines) if line.strip().startswith(header)]
+    start = starts[int(index or 0)] if len(starts) > int(index or 0) else None
+    if start is None:
+        plain = [n for n, line in enumerate(lines) if re.match(rf"\s*{table}\s*=", line)]
+        return plain[0] + 1 if plain else None
+    if leaf:
+        for n in range(start + 1, len(lines)):
+            if lines[n].lstrip().startswith("["):
+                break
+            if re.match(rf"\s*{leaf}\s*=", lines[n]):
+                return n + 1
+    return start + 1
+
+
+def describe_error(path: Path, exc: ConfigError) -> str:
+    """A ConfigError as `file:line: message` (just `file: message` when no line is known)."""
+    message = str(exc)
+    line = error_line(path, message)
+    if line is None:
+        return message
+    return f"{path}:{line}: {message.removeprefix(f'{path}: ')}"
+
+
 class _Reader:
     """Builds Settings from parsed TOML, naming the key of anything wrong."""
 

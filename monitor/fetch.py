@@ -93,8 +93,9 @@ async def fetch_one(
     if request.state.last_modified:
         headers["If-Modified-Since"] = request.state.last_modified
     try:
+        # aiohttp counts the responses it has seen; we count the redirects it follows.
         async with session.get(
-            request.url, headers=headers, max_redirects=limits.max_redirects
+            request.url, headers=headers, max_redirects=limits.max_redirects + 1
         ) as resp:
             if resp.status == 304:
                 return FetchResult(
@@ -185,7 +186,7 @@ async def _robots_allow(
         robots_url = f"{parts.scheme}://{parts.netloc}/robots.txt"
         parser = urllib.robotparser.RobotFileParser(robots_url)
         try:
-            async with session.get(robots_url, max_redirects=limits.max_redirects) as resp:
+            async with session.get(robots_url, max_redirects=limits.max_redirects + 1) as resp:
                 if resp.status >= 500:
                     raise FetchError(f"robots.txt: HTTP {resp.status}; not fetching pages now")
                 if resp.status >= 400:

@@ -354,8 +354,8 @@ class Store:
         return rows
 
     def failed_sources_since(self, since: str | None) -> list[dict[str, Any]]:
-        sql = """SELECT name, last_error, last_checked, error_count FROM sources
-                 WHERE last_error IS NOT NULL"""
+        sql = """SELECT name, last_error, last_checked, error_count, failing_since, flagged_at
+                 FROM sources WHERE last_error IS NOT NULL"""
         params: list[Any] = []
         if since:
             sql += " AND last_checked >= ?"

@@ -42,7 +42,7 @@ class StatusReport:
             out.append(
                 f"{s['name'][:28]:28} {s['state']:8} {_ago(s['last_success'], self.now):13} "
                 f"{_until(s['next_check'], self.now):10} {s['items_day']:>9} {s['hits_day']:>8}  "
-                f"{_error(s)}"
+                f"{_error(s)}".rstrip()
             )
         box = self.outbox
         out.append(

@@ -9,6 +9,8 @@ the costliest stage of a cycle, so this path is where a cycle of many feeds gain
 
 from __future__ import annotations
 
+from urllib.parse import urljoin
+
 from lxml import etree
 
 from monitor.models import RawEntry
@@ -30,8 +32,9 @@ class _Doubt(Exception):
     """The document has something the fast path does not read the way feedparser does."""
 
 
-def fast_parse(body: bytes) -> list[RawEntry] | None:
-    """Entries of a plain RSS 2.0 or Atom feed, or None when feedparser should decide."""
+def fast_parse(body: bytes, base_url: str = "") -> list[RawEntry] | None:
+    """Entries of a plain RSS 2.0 or Atom feed, or None when feedparser should decide.
+    Relative links are taken relative to `base_url`, the address the feed came from."""
     try:
         root = etree.fromstring(body, _PARSER)
     except (etree.XMLSyntaxError, ValueError):
@@ -40,14 +43,20 @@ def fast_parse(body: bytes) -> list[RawEntry] | None:
         return None
     try:
         if root.tag == "rss":
-            entries = _rss(root)
+            entries = _rss(root, base_url)
         elif root.tag == f"{ATOM}feed":
-            entries = _atom(root)
+            entries = _atom(root, base_url)
         else:
             return None
     except _Doubt:
         return None
     return entries or None  # let feedparser tell an empty feed from a broken one
+
+
+def _absolute(link: str, base_url: str) -> str:
+    if link.startswith(("http://", "https://")) or not base_url:
+        return link
+    return urljoin(base_url, link)
 
 
 def _text(node: etree._Element | None) -> str:
@@ -67,7 +76,7 @@ def _date(raw: str) -> str:
     return iso
 
 
-def _rss(root: etree._Element) -> list[RawEntry]:
+def _rss(root: etree._Element, base_url: str) -> list[RawEntry]:
     channel = root.find("channel")
     if channel is None or root.get("version", "2.0") not in {"2.0", "0.91", "0.92"}:
         raise _Doubt
@@ -80,7 +89,7 @@ def _rss(root: etree._Element) -> list[RawEntry]:
         entries.append(
             RawEntry(
                 title=_text(item.find("title")),
-                link=link,
+                link=_absolute(link, base_url),
                 guid=_text(item.find("guid")),
                 summary=_text(item.find("description")) or content,
                 content=content,
@@ -90,7 +99,7 @@ def _rss(root: etree._Element) -> list[RawEntry]:
     return entries
 
 
-def _atom(root: etree._Element) -> list[RawEntry]:
+def _atom(root: etree._Element, base_url: str) -> list[RawEntry]:
     if XML_BASE in root.attrib:
         raise _Doubt
     entries = []
@@ -100,7 +109,7 @@ def _atom(root: etree._Element) -> list[RawEntry]:
         entries.append(
             RawEntry(
                 title=_atom_text(entry.find(f"{ATOM}title")),
-                link=_atom_link(entry),
+                link=_absolute(_atom_link(entry), base_url),
                 guid=_text(entry.find(f"{ATOM}id")),
                 summary=_atom_text(entry.find(f"{ATOM}summary")) or content,
                 content=content,

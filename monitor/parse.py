@@ -11,7 +11,6 @@ from __future__ import annotations
 import calendar
 import json
 import time
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin
@@ -59,9 +58,9 @@ def _looks_like_json(result: FetchResult) -> bool:
 def parse_feed(body: bytes, base_url: str = "") -> list[RawEntry]:
     if not body.strip():
         raise ParseError("empty document")
-    fast = fast_parse(body)
+    fast = fast_parse(body, base_url)
     if fast is not None:
-        return [replace(e, link=urljoin(base_url, e.link)) for e in fast]
+        return fast
     parsed = feedparser.parse(body, sanitize_html=False, resolve_relative_uris=False)
     entries = [_from_feedparser(e, base_url) for e in parsed.entries]
     if entries:

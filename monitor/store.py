@@ -9,7 +9,7 @@ import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -134,16 +134,18 @@ class Store:
         if not items:
             return {}
         known: dict[str, str] = {}
-        for column, attr in (("id", "id"), ("url", "url"), ("fingerprint", "fingerprint")):
-            values = {getattr(i, attr) for i in items if getattr(i, attr)}
-            for chunk in _chunks(sorted(values), 500):
+        for column in ("id", "url", "fingerprint"):
+            # value -> the items carrying it, so a whole cycle's items cost one pass each
+            carriers: dict[str, list[Item]] = {}
+            for item in items:
+                if value := getattr(item, column):
+                    carriers.setdefault(value, []).append(item)
+            for chunk in _chunks(sorted(carriers), 500):
                 marks = ",".join("?" * len(chunk))
                 sql = f"SELECT {column}, id FROM items WHERE {column} IN ({marks})"
-                found = dict(self.conn.execute(sql, chunk).fetchall())
-                for item in items:
-                    value = getattr(item, attr)
-                    if value in found and item.id not in known:
-                        known[item.id] = found[value]
+                for value, stored in self.conn.execute(sql, chunk):
+                    for item in carriers[value]:
+                        known.setdefault(item.id, stored)
         return known
 
     def save_cycle(self, outcome: CycleOutcome, now: datetime, next_check: datetime) -> None:
@@ -162,21 +164,36 @@ class Store:
         stamp = iso(now)
         flag_before = iso(now - timedelta(seconds=flag_after)) if flag_after else None
         with self.transaction():
-            items = [{**asdict(i), "first_seen": stamp} for o, _ in saves for i in o.new_items]
-            if items:
-                self.db["items"].insert_all(items, pk="id", ignore=True, batch_size=500)
-            links = [
-                {"item_id": stored, "source": o.source, "url": i.url, "seen_at": stamp}
-                for o, _ in saves
-                for stored, i in [(i.id, i) for i in o.new_items] + list(o.also_seen)
-            ]
-            if links:
-                self.db["item_sources"].insert_all(links, ignore=True, batch_size=500)
-            hits = [_hit_row(item_id, hit, stamp) for o, _ in saves for item_id, hit in o.hits]
-            if hits:
-                self.db["hits"].insert_all(hits, ignore=True, batch_size=500)
+            # Plain executemany: a cycle can bring tens of thousands of rows, and a generic
+            # row-by-row insert costs as much as parsing them.
+            self._insert(
+                "items",
+                [{**vars(i), "first_seen": stamp} for o, _ in saves for i in o.new_items],
+            )
+            self._insert(
+                "item_sources",
+                [
+                    {"item_id": stored, "source": o.source, "url": i.url, "seen_at": stamp}
+                    for o, _ in saves
+                    for stored, i in [(i.id, i) for i in o.new_items] + list(o.also_seen)
+                ],
+            )
+            self._insert(
+                "hits", [_hit_row(item_id, hit, stamp) for o, _ in saves for item_id, hit in o.hits]
+            )
             for outcome, next_check in saves:
                 self._record_status(outcome, stamp, iso(next_check), flag_before)
+
+    def _insert(self, table: str, rows: list[dict[str, Any]]) -> None:
+        """INSERT OR IGNORE rows that all have the same keys."""
+        if not rows:
+            return
+        columns = list(rows[0])
+        sql = (
+            f"INSERT OR IGNORE INTO {table} ({', '.join(columns)}) "
+            f"VALUES ({', '.join('?' * len(columns))})"
+        )
+        self.conn.executemany(sql, [[row[c] for c in columns] for row in rows])
 
     def _record_status(
         self, outcome: CycleOutcome, stamp: str, next_check: str, flag_before: str | None = None
@@ -484,7 +501,7 @@ def _hit_row(item_id: str, hit: Hit, stamp: str) -> dict[str, Any]:
         "rule": hit.rule,
         "priority": hit.priority,
         "actors": json.dumps(list(hit.actors)),
-        "evidence": json.dumps([asdict(e) for e in hit.evidence], ensure_ascii=False),
+        "evidence": json.dumps([vars(e) for e in hit.evidence], ensure_ascii=False),
         "created_at": stamp,
     }
 

@@ -2,7 +2,8 @@
 
 Every error names the file, the key and what was expected. Relative paths are taken from the
 config file's folder, so the service runs the same from any working directory. The environment
-can override the paths: MONITOR_CONFIG, MONITOR_DATABASE, MONITOR_RULES, MONITOR_OUTBOX.
+can override the paths: MONITOR_CONFIG, MONITOR_DATABASE, MONITOR_RULES, MONITOR_OUTBOX; and
+MONITOR_HEALTH_LISTEN the health endpoint's address (for containers).
 """
 
 from __future__ import annotations
@@ -433,7 +434,10 @@ class _Reader:
 
     def health(self, data: dict) -> HealthSettings:
         self.check_keys(data, {"listen"}, "health")
-        listen = self.get(data, "listen", "health", str, "").strip()
+        listen = os.environ.get("MONITOR_HEALTH_LISTEN") or self.get(
+            data, "listen", "health", str, ""
+        )
+        listen = listen.strip()
         if listen:
             host, _, port = listen.rpartition(":")
             if not host or not port.isdigit() or not 0 < int(port) < 65536:

@@ -117,7 +117,8 @@ def poll(
     workers = ParsePool.size(settings.fetch.parse_workers)
     if pool is None and workers > 1 and len(sources) >= PARALLEL_MIN:
         pool = own_pool = ParsePool(workers)
-        pool.start()
+    if pool is not None and len(sources) >= PARALLEL_MIN:
+        pool.start()  # workers boot while the fetch runs
     try:
         t0 = time.monotonic()
         fetched = fetch_all(requests, settings.fetch, memory, stop)

@@ -89,3 +89,53 @@ def test_worker_processes_store_what_one_process_stores(tmp_path, feed_server):
     reports = results[2][0]
     assert reports[0][1] == 3 and reports[1][4].startswith("not a readable feed")
     assert len(results[2][2]) == 5 * (count - 2) + 1  # each kosovo item, and one in bozo.xml
+
+
+def _soup_text(markup: str) -> str:
+    """html_to_text as it was first written, with BeautifulSoup: the reference."""
+    import html
+
+    from bs4 import BeautifulSoup
+
+    from monitor.normalise import _BLOCK_TAGS, clean_text
+
+    if not markup:
+        return ""
+    if "<" not in markup:
+        return clean_text(html.unescape(markup))
+    soup = BeautifulSoup(markup, "lxml")
+    for tag in soup(["script", "style", "noscript", "template"]):
+        tag.decompose()
+    for tag in soup.find_all(_BLOCK_TAGS):
+        tag.insert_before(" ")
+        tag.insert_after(" ")
+    return clean_text(soup.get_text())
+
+
+def test_html_to_text_reads_like_beautifulsoup():
+    import json
+    import warnings
+
+    from monitor.normalise import html_to_text
+
+    corpus = [
+        "<p>a</p><p>b</p>", "x <!-- c --> y", "<script>bad()</script>tail", "a<br>b",
+        "<div>a<span>b</span>c</div>d", "Hello <b>world</b>", "&amp;lt; <i>x</i>",
+        "<p>unclosed <b>bold", "</p>stray", "<?php echo 1 ?> z", "<", "a < b and c > d",
+        "<table><tr><td>1</td><td>2</td></tr></table>", "<style>p{}</style><p>t</p>",
+        "<html><head><title>T</title></head><body>B</body></html>", "  <li>one<li>two  ",
+        "\x00<p>ctl\x07</p>", "<p>Vučić &amp; Đilas</p>", "<template><p>t</p></template>after",
+        "a\u200b b\u00a0c\n\td",
+    ]  # fmt: skip
+    for file in FEEDS.iterdir():
+        parsed = feedparser.parse(file.read_bytes(), sanitize_html=False)
+        for e in parsed.entries:
+            corpus += [e.get("title", ""), e.get("summary", "")]
+            corpus += [c.get("value", "") for c in e.get("content", [])]
+    lines = (FEEDS.parent / "balkans_dev.jsonl").read_text(encoding="utf-8").splitlines()
+    for line in lines[:500]:
+        corpus += [v for v in json.loads(line).values() if isinstance(v, str)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        different = [m for m in corpus if html_to_text(m) != _soup_text(m)]
+    assert different == []

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import random
 import threading
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -25,6 +26,15 @@ LISTING = b"""<html><body><ul>
 </ul></body></html>"""
 
 
+def settled(server: FeedServer, count: int) -> list[tuple[str, float, float]]:
+    """The server's timeline once `count` requests are logged (a handler logs its request
+    just after sending the response, so the client can be a moment ahead)."""
+    deadline = time.monotonic() + 10
+    while len(server.timeline) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return server.timeline
+
+
 def limits(**overrides: object) -> FetchSettings:
     return FetchSettings(**{"timeout": 5.0, "host_delay": 0.0, **overrides})  # type: ignore[arg-type]
 
@@ -35,7 +45,8 @@ def test_one_request_at_a_time_per_host_with_a_pause(feed_server):
     requests = [Request(f"f{n}", feed_server.url(f"f{n}.xml")) for n in range(3)]
     results = fetch_all(requests, limits(host_delay=0.3, concurrency=10))
     assert all(r.status == 200 for r in results.values())
-    spans = sorted((start, end) for _, start, end in feed_server.timeline)
+    spans = sorted((start, end) for _, start, end in settled(feed_server, 3))
+    assert len(spans) == 3
     for (_, previous_end), (next_start, _) in itertools.pairwise(spans):
         assert next_start - previous_end >= 0.29  # never overlapping, and paced
 
@@ -49,7 +60,7 @@ def test_different_hosts_are_fetched_at_the_same_time(feed_server):
             server.routes["/feed.xml"] = Response(200, make_rss("x", range(1)), delay=0.5)
         requests = [Request("a", feed_server.url("feed.xml")), Request("b", other.url("feed.xml"))]
         fetch_all(requests, limits(host_delay=5.0))
-        (_, a_start, a_end), (_, b_start, b_end) = feed_server.timeline[0], other.timeline[0]
+        (_, a_start, a_end), (_, b_start, b_end) = settled(feed_server, 1)[0], settled(other, 1)[0]
         assert a_start < b_end and b_start < a_end  # the two requests overlapped
     finally:
         other.httpd.shutdown()

@@ -24,7 +24,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.config import DigestSettings, Settings, describe_error, load_settings
 from monitor.deliver import deliver_pending, deliverer_for, send_digests
-from monitor.errors import ConfigError, RuleError
+from monitor.errors import ConfigError, MonitorError, RuleError
 from monitor.fetch import Politeness
 from monitor.health import HealthServer, Metrics, max_tick_age, record_heartbeat
 from monitor.match import RuleWatcher
@@ -59,8 +59,8 @@ class Daemon:
         self.metrics = Metrics()
         self.last_tick = time.monotonic()  # the start counts as a tick for the health check
         self._config_stamp = _stamp(settings.path)
-        address = ("127.0.0.1", health_port) if health_port else settings.health.address
-        self.health = HealthServer(address, self.healthy, self.metrics) if address else None
+        self.health_address = ("127.0.0.1", health_port) if health_port else settings.health.address
+        self.health: HealthServer | None = None
 
     # -- jobs ------------------------------------------------------------------------------
 
@@ -200,7 +200,19 @@ class Daemon:
             id="retention",
         )
 
+    def start_health(self) -> None:
+        """Serve /healthz and /metrics, if an address is configured."""
+        if self.health_address is None or self.health is not None:
+            return
+        try:
+            self.health = HealthServer(self.health_address, self.healthy, self.metrics)
+        except OSError as exc:
+            host, port = self.health_address
+            raise MonitorError(f"cannot serve the health endpoint on {host}:{port}: {exc}") from exc
+        self.health.start()
+
     def start(self) -> None:
+        self.start_health()
         self.scheduler.add_job(
             self._guarded,
             IntervalTrigger(seconds=self.tick_seconds),
@@ -210,8 +222,6 @@ class Daemon:
         )
         self._schedule()
         self.scheduler.start()
-        if self.health is not None:
-            self.health.start()
         log.info(
             "monitor running: %d sources, %d rules, tick every %ds, database %s",
             len(self.settings.sources),
@@ -223,10 +233,12 @@ class Daemon:
     def stop(self) -> None:
         log.info("stopping: abandoning fetches in flight, waiting for writes to finish")
         self.stopping.set()
-        self.scheduler.shutdown(wait=True)
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
         self.pool.close()
         if self.health is not None:
             self.health.stop()
+            self.health = None
         log.info("stopped")
 
     def run_forever(self) -> None:

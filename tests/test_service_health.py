@@ -41,7 +41,7 @@ def test_health_endpoint_and_metrics(tmp_path, feed_server):
     config = write_config(tmp_path, sources(feed_server))
     port = free_port()
     daemon = Daemon(load_settings(config), tick_seconds=1, health_port=port)
-    daemon.health.start()
+    daemon.start_health()
     try:
         daemon.tick()
         status, text = get(f"http://127.0.0.1:{port}/healthz")

@@ -1,16 +1,43 @@
-# news-monitor service image. Build: docker build -t news-monitor .
-# Run:   docker run -v "$PWD/data:/app/data" news-monitor
+# news-monitor service image.
+#
+#   docker build -t news-monitor .
+#   docker run -d --name news-monitor \
+#     -v "$PWD/monitor.toml:/config/monitor.toml:ro" -v "$PWD/rules:/config/rules:ro" \
+#     -v news-monitor-data:/data news-monitor
+#
+# /config holds monitor.toml and rules/ (the image carries defaults; mount yours over them),
+# /data the database, its lock file and the outbox. `docker kill -s HUP news-monitor` reloads
+# the config and rules; `docker stop` lets the service finish cleanly (SIGTERM).
 FROM python:3.11-slim
 
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY monitor ./monitor
-RUN pip install --no-cache-dir .
-COPY rules ./rules
-COPY monitor.toml ./
+RUN pip install .
 
-RUN useradd --create-home --uid 10001 monitor && mkdir -p /app/data && chown monitor /app/data
+# The service runs as an unprivileged user that owns only its data folder.
+RUN useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin monitor \
+    && mkdir -p /config /data \
+    && chown monitor:monitor /data
+COPY monitor.toml /config/monitor.toml
+COPY rules /config/rules
+
+ENV MONITOR_CONFIG=/config/monitor.toml \
+    MONITOR_DATABASE=/data/monitor.db \
+    MONITOR_OUTBOX=/data/outbox
+
 USER monitor
-VOLUME ["/app/data"]
-CMD ["monitor", "run"]
+WORKDIR /data
+VOLUME ["/data"]
+# /healthz and /metrics when [health] listen (or --health-port) is set.
+EXPOSE 9108
+STOPSIGNAL SIGTERM
+# Healthy while the scheduler ticks: the service records each tick in the database.
+HEALTHCHECK --interval=60s --timeout=15s --start-period=60s --retries=3 \
+    CMD ["monitor", "status", "--check"]
+CMD ["monitor", "--log-format", "json", "run"]

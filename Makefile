@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: install run once demo digest test lint bench clean
+.PHONY: install run once demo digest test lint bench bench-cycle clean
 
 install: $(VENV)/.installed
 
@@ -35,6 +35,9 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/bench_match.py
+
+bench-cycle: install
+	$(BIN)/python bench/bench_cycle.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

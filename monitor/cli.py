@@ -107,13 +107,51 @@ def main(ctx: click.Context, config: str | None, log_level: str, log_format: str
 @click.option(
     "--tick", default=30, show_default=True, help="Seconds between checks for due sources."
 )
+@click.option(
+    "--health-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Serve /healthz and /metrics on 127.0.0.1:PORT (overrides [health] listen).",
+)
 @click.pass_context
 @clean_errors
-def run(ctx: click.Context, tick: int) -> None:
+def run(ctx: click.Context, tick: int, health_port: int | None) -> None:
     """Run the service: poll each source at its interval, send digests on their schedules."""
     from monitor.scheduler import Daemon
 
-    Daemon(_settings(ctx), tick_seconds=tick).run_forever()
+    Daemon(_settings(ctx), tick_seconds=tick, health_port=health_port).run_forever()
+
+
+@main.command()
+@click.option("--check", is_flag=True, help="Only check the service's heartbeat; exit 1 if stale.")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON object.")
+@click.pass_context
+@clean_errors
+def status(ctx: click.Context, check: bool, as_json: bool) -> None:
+    """How the service is doing: each source (failing first), the outbox, the heartbeat."""
+    from monitor.status import collect_status
+
+    report = collect_status(_settings(ctx), heartbeat_only=check)
+    if check:
+        click.echo(("ok: " if report.healthy else "unhealthy: ") + report.heartbeat)
+        sys.exit(0 if report.healthy else 1)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+        return
+    for line in report.lines():
+        click.echo(line)
+
+
+@main.command()
+@click.option("--older-than", default=None, help="Age like '90d' (default: [retention] max_age).")
+@click.pass_context
+@clean_errors
+def prune(ctx: click.Context, older_than: str | None) -> None:
+    """Delete items first seen longer ago than the retention age (items in digests stay)."""
+    from monitor.status import prune_items
+
+    count, age = prune_items(_settings(ctx), older_than)
+    click.echo(f"{count} items older than {age} pruned")
 
 
 @main.command()
@@ -229,42 +267,6 @@ def alerts(ctx: click.Context, dry_run: bool, no_wait: bool) -> None:
         click.echo(check.built.text)
     else:
         click.echo(f"alert: {check.built.digest.subject}")
-
-
-@main.command()
-@click.pass_context
-@clean_errors
-def status(ctx: click.Context) -> None:
-    """Health at a glance: the outbox (pending, sent, failed messages)."""
-    from monitor.deliver import outbox_status
-    from monitor.store import Store
-
-    store = Store(_settings(ctx).database)
-    try:
-        outbox = outbox_status(store)
-    finally:
-        store.close()
-    _print_outbox(outbox)
-
-
-def _print_outbox(outbox: Any) -> None:
-    c = outbox.counts
-    click.echo(f"Outbox: {c['pending']} pending, {c['sent']} sent, {c['failed']} failed")
-    for r in outbox.pending:
-        why = f", last error: {r['last_error']}" if r["last_error"] else ""
-        click.echo(
-            f"  … #{r['id']} {r['name']}: {r['hits']} hits, {r['attempts']} attempts, "
-            f"next try {r['next_attempt']}{why}"
-        )
-    for r in outbox.failed:
-        click.echo(
-            f"  ✗ #{r['id']} {r['name']} ({r['created_at']}, {r['hits']} hits) to "
-            f"{', '.join(r['recipients'])}: {r['last_error']}"
-        )
-    for r in outbox.by_name:
-        click.echo(
-            f"  {r['name']}: last built {r['last_built']}, last sent {r['last_sent'] or 'never'}"
-        )
 
 
 @main.command()

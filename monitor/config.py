@@ -2,7 +2,8 @@
 
 Every error names the file, the key and what was expected. Relative paths are taken from the
 config file's folder, so the service runs the same from any working directory. The environment
-can override the paths: MONITOR_CONFIG, MONITOR_DATABASE, MONITOR_RULES, MONITOR_OUTBOX.
+can override the paths: MONITOR_CONFIG, MONITOR_DATABASE, MONITOR_RULES, MONITOR_OUTBOX; and
+MONITOR_HEALTH_LISTEN the health endpoint's address (for containers).
 """
 
 from __future__ import annotations
@@ -34,8 +35,45 @@ class FetchSettings:
     max_bytes: int = 10 * 1024 * 1024  # after decompression
     max_redirects: int = 5
     concurrency: int = 32
-    per_host: int = 2
+    per_host: int = 1  # requests in flight to one host at a time
     article_delay: float = 1.0  # seconds between two article pages from the same host
+    # Politeness and failure handling (durations in seconds).
+    host_delay: float = 1.0  # pause between two requests to the same host
+    jitter: float = 0.1  # each source's interval varies by up to ±10%
+    backoff_max: int = 6 * 3600  # longest wait between retries of a failing source
+    flag_after: int = 86400  # a source failing this long is flagged
+    robots: bool = True  # honour robots.txt for page sources
+    parse_workers: int = 0  # processes that parse big cycles; 0 = one per CPU, 1 = none
+
+
+# [fetch] keys that are not plain positive numbers or text: read by `_Reader.fetch_extras`.
+_FETCH_EXTRAS = {
+    "host_delay",
+    "jitter",
+    "article_delay",
+    "backoff_max",
+    "flag_after",
+    "robots",
+    "parse_workers",
+}
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    max_age: int = 180 * 86400  # items first seen longer ago than this are pruned
+    schedule: str = "17 3 * * *"  # cron, UTC: when the pruning job runs
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    listen: str = ""  # "127.0.0.1:9108" serves /healthz and /metrics; "" = off
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        if not self.listen:
+            return None
+        host, _, port = self.listen.rpartition(":")
+        return host, int(port)
 
 
 @dataclass(frozen=True)
@@ -103,6 +141,8 @@ class Settings:
     smtp: SmtpSettings | None = None
     fetch: FetchSettings = field(default_factory=FetchSettings)
     alerts: AlertSettings | None = None
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
+    health: HealthSettings = field(default_factory=HealthSettings)
 
     def source(self, name: str) -> Source:
         for source in self.sources:
@@ -138,6 +178,47 @@ def load_settings(path: str | Path | None = None) -> Settings:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{cfg}: not valid TOML: {exc}") from exc
     return _Reader(cfg).settings(data)
+
+
+_AT_LINE_RE = re.compile(r"at line (\d+)")
+_KEY_RE = re.compile(r"^(\w+)(?:\[(\d+)\])?(?: \([^)]*\))?(?:\.(\w+))?")
+
+
+def error_line(path: Path, message: str) -> int | None:
+    """The line of the config file a ConfigError points at, when it can be told: the line
+    TOML names, else the line of the setting named in the message (`sources[2] (X).url`)."""
+    if m := _AT_LINE_RE.search(message):
+        return int(m.group(1))
+    m = _KEY_RE.match(message.removeprefix(f"{path}: "))
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not m:
+        return None
+    table, index, leaf = m.group(1), m.group(2), m.group(3)
+    header = f"[[{table}]]" if index is not None else f"[{table}]"
+    starts = [n for n, line in enumerate(lines) if line.strip().startswith(header)]
+    start = starts[int(index or 0)] if len(starts) > int(index or 0) else None
+    if start is None:
+        plain = [n for n, line in enumerate(lines) if re.match(rf"\s*{table}\s*=", line)]
+        return plain[0] + 1 if plain else None
+    if leaf:
+        for n in range(start + 1, len(lines)):
+            if lines[n].lstrip().startswith("["):
+                break
+            if re.match(rf"\s*{leaf}\s*=", lines[n]):
+                return n + 1
+    return start + 1
+
+
+def describe_error(path: Path, exc: ConfigError) -> str:
+    """A ConfigError as `file:line: message` (just `file: message` when no line is known)."""
+    message = str(exc)
+    line = error_line(path, message)
+    if line is None:
+        return message
+    return f"{path}:{line}: {message.removeprefix(f'{path}: ')}"
 
 
 class _Reader:
@@ -192,7 +273,11 @@ class _Reader:
         return path if path.is_absolute() else self.base / path
 
     def settings(self, data: dict) -> Settings:
-        self.check_keys(data, {"monitor", "sources", "smtp", "digests", "fetch", "alerts"}, "")
+        self.check_keys(
+            data,
+            {"monitor", "sources", "smtp", "digests", "fetch", "alerts", "retention", "health"},
+            "",
+        )
         main = self.table(data, "monitor")
         self.check_keys(main, {"database", "rules", "outbox"}, "monitor")
         sources = self.get(data, "sources", "", list, [])
@@ -208,6 +293,8 @@ class _Reader:
             smtp=self.smtp(smtp) if smtp is not None else None,
             fetch=self.fetch(self.table(data, "fetch")),
             alerts=self.alerts(self.table(data, "alerts")) if "alerts" in data else None,
+            retention=self.retention(self.table(data, "retention")),
+            health=self.health(self.table(data, "health")),
         )
         self.unique([s.name for s in settings.sources], "sources")
         self.unique([d.name for d in settings.digests], "digests")
@@ -357,7 +444,7 @@ class _Reader:
         except (ZoneInfoNotFoundError, ValueError):
             raise self.fail(key, f"unknown time zone {name!r}, e.g. 'Europe/Rome'") from None
 
-    def duration(self, data: dict, key: str, where: str, default: int, zero: bool) -> int:
+    def duration(self, data: dict, key: str, where: str, default: int, zero: bool = False) -> int:
         value = data.get(key, default)
         if zero and value in (0, "0", "0s", "0m"):
             return 0
@@ -426,11 +513,59 @@ class _Reader:
         allowed = set(FetchSettings.__dataclass_fields__)
         self.check_keys(data, allowed, "fetch")
         values: dict[str, Any] = {}
-        for key in allowed:
+        for key in allowed - _FETCH_EXTRAS:
             default = getattr(defaults, key)
             kind: type | tuple = str if isinstance(default, str) else (int, float)
             value = self.get(data, key, "fetch", kind, default)
             if not isinstance(value, str) and value <= 0:
                 raise self.fail(f"fetch.{key}", "expected a positive number")
             values[key] = type(default)(value)
-        return FetchSettings(**values)
+        return FetchSettings(**values, **self.fetch_extras(data, defaults))
+
+    def fetch_extras(self, data: dict, defaults: FetchSettings) -> dict[str, Any]:
+        """The [fetch] politeness keys: zero allowed, durations, a switch."""
+        values: dict[str, Any] = {}
+        for key in ("host_delay", "jitter", "article_delay"):
+            value = self.get(data, key, "fetch", (int, float), getattr(defaults, key))
+            if isinstance(value, bool) or value < 0:
+                raise self.fail(f"fetch.{key}", f"expected a number ≥ 0, got {value!r}")
+            values[key] = float(value)
+        if values["jitter"] >= 1:
+            raise self.fail("fetch.jitter", "expected a fraction below 1, e.g. 0.1 for ±10%")
+        for key in ("backoff_max", "flag_after"):
+            values[key] = self.duration(data, key, "fetch", getattr(defaults, key))
+        values["robots"] = self.get(data, "robots", "fetch", bool, defaults.robots)
+        workers = self.get(data, "parse_workers", "fetch", int, defaults.parse_workers)
+        if isinstance(workers, bool) or workers < 0:
+            raise self.fail("fetch.parse_workers", "expected 0 (one per CPU), 1 (none) or more")
+        values["parse_workers"] = workers
+        return values
+
+    def retention(self, data: dict) -> RetentionSettings:
+        self.check_keys(data, {"max_age", "schedule"}, "retention")
+        defaults = RetentionSettings()
+        schedule = self.get(data, "schedule", "retention", str, defaults.schedule)
+        try:
+            CronTrigger.from_crontab(schedule, timezone=ZoneInfo("UTC"))
+        except ValueError as exc:
+            raise self.fail(
+                "retention.schedule", f"expected a cron line like '17 3 * * *' ({exc})"
+            ) from None
+        return RetentionSettings(
+            max_age=self.duration(data, "max_age", "retention", defaults.max_age),
+            schedule=schedule,
+        )
+
+    def health(self, data: dict) -> HealthSettings:
+        self.check_keys(data, {"listen"}, "health")
+        listen = os.environ.get("MONITOR_HEALTH_LISTEN") or self.get(
+            data, "listen", "health", str, ""
+        )
+        listen = listen.strip()
+        if listen:
+            host, _, port = listen.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise self.fail(
+                    "health.listen", f"expected HOST:PORT like '127.0.0.1:9108', got {listen!r}"
+                )
+        return HealthSettings(listen=listen)

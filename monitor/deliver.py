@@ -197,9 +197,8 @@ def outbox_status(store: Store, limit: int = 10) -> OutboxStatus:
             row["recipients"] = list(json.loads(row["recipients"] or "[]"))
         return found
 
-    counts = store.outbox_counts()
     return OutboxStatus(
-        counts={k: counts.get(k, 0) for k in ("pending", "sent", "failed")},
+        counts=store.outbox_state(),
         pending=rows("pending"),
         failed=rows("failed"),
         by_name=store.last_sent(),

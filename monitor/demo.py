@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from monitor.config import DigestSettings, Settings
+from monitor.config import DigestSettings, FetchSettings, Settings
 from monitor.deliver import send_digests
 from monitor.digest import BuiltMessage
 from monitor.match import RuleWatcher
@@ -84,6 +84,7 @@ def demo_settings(base_url: str, folder: Path, rules: Path) -> Settings:
         rules=rules,
         outbox=folder / "outbox",
         sources=tuple(sources),
+        fetch=FetchSettings(host_delay=0.0),  # our own sample server needs no pacing
         digests=(
             DigestSettings(
                 name="demo",

@@ -32,10 +32,15 @@ class RuleError(MonitorError):
 
 
 class FetchError(MonitorError):
-    """A source could not be fetched."""
+    """A source could not be fetched. `retry_after`: seconds the server asked us to wait."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    elapsed: float = 0.0  # seconds the failed attempt took
+
+    def __init__(
+        self, message: str, status: int | None = None, retry_after: float | None = None
+    ) -> None:
         self.status = status
+        self.retry_after = retry_after
         super().__init__(message)
 
 

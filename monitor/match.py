@@ -360,10 +360,10 @@ class RuleWatcher:
         files = rule_files(self.path) if self.path.exists() else []
         return tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
 
-    def refresh(self) -> bool:
-        """Reload if any rule file changed; True when new rules took effect."""
+    def refresh(self, force: bool = False) -> bool:
+        """Reload if any rule file changed (or `force`); True when new rules took effect."""
         stamp = self._fingerprint()
-        if stamp == self._stamp:
+        if stamp == self._stamp and not force:
             return False
         self._stamp = stamp
         try:

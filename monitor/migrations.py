@@ -112,7 +112,18 @@ def _v1(db: Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[Database], None]] = [_v1]
+def _add_service_state(db: Database) -> None:
+    """What a long-running service keeps: when a source's current run of failures began and
+    when it was flagged for it; a key/value table for the service's heartbeat; and the ids of
+    pruned items, so an old story still listed in a feed is not taken for a new one."""
+    db["sources"].add_column("failing_since", str)
+    db["sources"].add_column("flagged_at", str)
+    db["service_state"].create({"key": str, "value": str}, pk="key")
+    db["pruned_items"].create({"id": str, "pruned_at": str}, pk="id")
+    db["pruned_items"].create_index(["pruned_at"])
+
+
+MIGRATIONS: list[Callable[[Database], None]] = [_v1, _add_service_state]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

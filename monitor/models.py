@@ -52,6 +52,7 @@ class FetchResult:
     content_type: str = ""
     etag: str | None = None
     last_modified: str | None = None
+    elapsed: float = 0.0  # seconds the request took
 
     @property
     def not_modified(self) -> bool:

@@ -1,26 +1,41 @@
-"""One poll cycle: fetch every source, then each through parse → normalise → dedupe → match →
-store. A source's failure is written onto its row and logged; it never stops the others."""
+"""One poll cycle: fetch the sources, then each through parse → normalise → dedupe → match →
+store. A source's failure is written onto its row and logged; it never stops the others.
+
+A cycle is built for many sources: fetching runs concurrently across hosts (fetch.py), a body
+that has not changed (304, or the same bytes as last time) is never parsed, changed bodies
+are parsed in worker processes when there are many of them, and the whole cycle is stored in
+one transaction. Each source's next check is its interval with a little jitter; a failing
+source backs off exponentially (capped), and a server's Retry-After is honoured."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import random
+import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from multiprocessing import get_context
 
 from monitor.config import FetchSettings, Settings
 from monitor.errors import FetchError, MonitorError
-from monitor.fetch import Request, fetch_all
+from monitor.fetch import Politeness, Request, fetch_all
 from monitor.fulltext import add_full_text
 from monitor.match import Engine
 from monitor.models import FetchResult, FetchState, Item, Source
 from monitor.normalise import normalise_all
-from monitor.parse import parse
+from monitor.parse import parse, read_items, warm_up
 from monitor.store import CycleOutcome, Store, utcnow
 
 log = logging.getLogger(__name__)
+
+# Below this many documents to parse, worker processes cost more than they save.
+PARALLEL_MIN = 16
 
 
 @dataclass(frozen=True)
@@ -33,6 +48,46 @@ class SourceReport:
     hits: int
     error: str | None
     seconds: float
+    next_check: datetime | None = None
+
+
+class ParsePool:
+    """Worker processes that parse and normalise documents, for cycles with many changed
+    feeds: parsing is the costliest stage, and one process would leave the other cores idle.
+    Workers are started by `start` (early, so they boot while the fetch runs) and kept for
+    later cycles until `close`."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._executor: ProcessPoolExecutor | None = None
+
+    @staticmethod
+    def size(setting: int) -> int:
+        """Workers for a `parse_workers` setting: 0 means one per CPU."""
+        return setting if setting > 0 else (os.cpu_count() or 1)
+
+    def start(self) -> None:
+        if self._executor is None:
+            # spawn, not fork: the daemon has threads, and a forked copy of a lock held by
+            # another thread would never be released in the child.
+            self._executor = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"))
+            for _ in range(self.workers):
+                self._executor.submit(warm_up)
+
+    def read_all(self, jobs: Sequence[tuple[FetchResult, Source]]) -> list[_Read]:
+        self.start()
+        assert self._executor is not None
+        chunk = max(1, len(jobs) // (self.workers * 4))
+        results, sources = [r for r, _ in jobs], [s for _, s in jobs]
+        return list(self._executor.map(read_items, results, sources, chunksize=chunk))
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+
+_Read = tuple[int, list[Item]] | str
 
 
 def poll(
@@ -41,39 +96,204 @@ def poll(
     engine: Engine,
     sources: Sequence[Source] | None = None,
     now: datetime | None = None,
+    *,
+    memory: Politeness | None = None,
+    stop: threading.Event | None = None,
+    pool: ParsePool | None = None,
+    rng: random.Random | None = None,
 ) -> list[SourceReport]:
-    """Fetch the given sources (all by default) and run each through the pipeline."""
+    """Fetch the given sources (all by default) and run each through the pipeline.
+
+    `memory` carries politeness (per-host timing, robots.txt) across cycles; `pool` parses
+    in worker processes (one is started for this cycle if needed and none is given); when
+    `stop` is set mid-cycle, the cycle is abandoned and nothing of it is stored."""
     sources = list(settings.sources if sources is None else sources)
     store.sync_sources(settings.sources)
-    requests = [Request(s.name, s.url, store.fetch_state(s.name)) for s in sources]
-    started = time.monotonic()
-    fetched = fetch_all(requests, settings.fetch)
-    fetch_seconds = time.monotonic() - started
-    reports = []
-    for source in sources:
+    states = store.fetch_states()
+    requests = [
+        Request(s.name, s.url, states.get(s.name, FetchState()), robots=s.kind == "page")
+        for s in sources
+    ]
+    own_pool = None
+    workers = ParsePool.size(settings.fetch.parse_workers)
+    if pool is None and workers > 1 and len(sources) >= PARALLEL_MIN:
+        pool = own_pool = ParsePool(workers)
+    if pool is not None and len(sources) >= PARALLEL_MIN:
+        pool.start()  # workers boot while the fetch runs
+    try:
         t0 = time.monotonic()
-        outcome = process(
-            source,
-            fetched[source.name],
-            store.fetch_state(source.name),
-            store,
-            engine,
-            limits=settings.fetch,
-        )
-        moment = now or utcnow()
-        store.save_cycle(outcome, moment, moment + timedelta(seconds=source.interval))
-        report = _report(outcome, time.monotonic() - t0)
+        fetched = fetch_all(requests, settings.fetch, memory, stop)
+        t1 = time.monotonic()
+        if stop is not None and stop.is_set():
+            log.warning("cycle abandoned for shutdown: %d sources left for next time", len(sources))
+            return []
+        outcomes = _outcomes(sources, fetched, states, store, engine, pool, settings.fetch)
+    finally:
+        if own_pool is not None:
+            own_pool.close()
+    t2 = time.monotonic()
+    moment = now or utcnow()
+    failures = store.error_counts()
+    rng = rng or random.Random()
+    saves = []
+    for source, outcome in zip(sources, outcomes, strict=True):
+        result = fetched[source.name]
+        wait = result.retry_after if isinstance(result, FetchError) else None
+        delay = next_delay(source, outcome, failures.get(source.name, 0), settings.fetch, wait, rng)
+        saves.append((outcome, moment + timedelta(seconds=delay)))
+    store.save_cycles(saves, moment, settings.fetch.flag_after)
+    t3 = time.monotonic()
+    reports = []
+    for (outcome, next_check), source in zip(saves, sources, strict=True):
+        result = fetched[source.name]
+        report = _report(outcome, result.elapsed, next_check)
         _log(report)
         reports.append(report)
     log.info(
-        "cycle: %d sources, %d new items, %d hits, %d errors (fetch %.2fs)",
+        "cycle: %d sources, %d new items, %d hits, %d errors "
+        "(fetch %.2fs, parse+match %.2fs, store %.2fs)",
         len(reports),
         sum(r.new for r in reports),
         sum(r.hits for r in reports),
         sum(1 for r in reports if r.error),
-        fetch_seconds,
+        t1 - t0,
+        t2 - t1,
+        t3 - t2,
     )
     return reports
+
+
+def next_delay(
+    source: Source,
+    outcome: CycleOutcome,
+    failures_before: int,
+    limits: FetchSettings,
+    retry_after: float | None,
+    rng: random.Random,
+) -> float:
+    """Seconds until a source is due again: its interval, give or take the jitter (so sources
+    added together do not stay in step); after a failure, the interval doubled for each
+    failure in a row, capped at `backoff_max`; never sooner than the server's Retry-After."""
+    spread = 1 + rng.uniform(-limits.jitter, limits.jitter) if limits.jitter else 1.0
+    if outcome.error is None:
+        return source.interval * spread
+    cap = max(limits.backoff_max, source.interval)
+    delay = min(source.interval * 2 ** min(failures_before, 32) * spread, cap)
+    return max(delay, retry_after or 0.0)
+
+
+def _outcomes(
+    sources: Sequence[Source],
+    fetched: dict[str, FetchResult | FetchError],
+    states: dict[str, FetchState],
+    store: Store,
+    engine: Engine,
+    pool: ParsePool | None,
+    limits: FetchSettings | None = None,
+) -> list[CycleOutcome]:
+    """What to store for each source, in the order given (an item two sources share is new
+    for the first and `also_seen` for the second, as if they had been stored one by one)."""
+    outcomes: dict[str, CycleOutcome] = {}
+    to_read: list[tuple[FetchResult, Source, FetchState]] = []
+    for source in sources:
+        result = fetched[source.name]
+        previous = states.get(source.name, FetchState())
+        if isinstance(result, FetchError):
+            outcomes[source.name] = CycleOutcome(source.name, result.status, error=str(result))
+        elif result.not_modified:
+            outcomes[source.name] = CycleOutcome(source.name, 304, state=previous)
+        else:
+            digest = hashlib.sha256(result.body).hexdigest()[:32]
+            state = FetchState(result.etag, result.last_modified, digest)
+            if digest == previous.content_hash:  # same bytes as last time: nothing to parse
+                outcomes[source.name] = CycleOutcome(source.name, result.status, state=state)
+            else:
+                to_read.append((result, source, state))
+    reads = _read_all([(r, s) for r, s, _ in to_read], pool)
+    for (result, source, _), read in zip(to_read, reads, strict=True):
+        if isinstance(read, str):
+            outcomes[source.name] = CycleOutcome(source.name, result.status, error=read)
+    _dedupe_and_match(to_read, reads, store, engine, outcomes, limits)
+    return [outcomes[s.name] for s in sources]
+
+
+def _read_all(jobs: list[tuple[FetchResult, Source]], pool: ParsePool | None) -> list[_Read]:
+    if pool is not None and len(jobs) >= PARALLEL_MIN:
+        try:
+            return pool.read_all(jobs)
+        except BrokenProcessPool:  # a worker died (out of memory?): read them here instead
+            log.exception("parse workers failed; parsing in the main process this time")
+            pool.close()
+    return [read_items(result, source) for result, source in jobs]
+
+
+def _dedupe_and_match(
+    to_read: list[tuple[FetchResult, Source, FetchState]],
+    reads: list[_Read],
+    store: Store,
+    engine: Engine,
+    outcomes: dict[str, CycleOutcome],
+    limits: FetchSettings | None = None,
+) -> None:
+    """Split every parsed document's items into new ones (matched) and ones already stored,
+    with one batch of lookups for the whole cycle. With `limits`, a `fulltext` source's new
+    items get their article text before they are matched."""
+    documents = [
+        (result, source, state, read[0], _unique(read[1]))
+        for (result, source, state), read in zip(to_read, reads, strict=True)
+        if not isinstance(read, str)
+    ]
+    every = [item for *_, items in documents for item in items]
+    pruned = store.pruned_ids(i.id for i in every)
+    known = store.find_known([i for i in every if i.id not in pruned])
+    cycle = _CycleIndex()
+    for result, source, state, parsed, items in documents:
+        new_items, also_seen = [], []
+        for item in items:
+            if item.id in pruned:  # stored long ago and pruned since: not news
+                continue
+            stored = known.get(item.id) or cycle.find(item)
+            if stored:
+                also_seen.append((stored, item))
+            else:
+                new_items.append(item)
+                cycle.add(item)
+        if source.fulltext and limits is not None and new_items:
+            new_items = add_full_text(source, new_items, limits)
+        outcomes[source.name] = CycleOutcome(
+            source=source.name,
+            status=result.status,
+            parsed=parsed,
+            new_items=new_items,
+            hits=[(item.id, hit) for item in new_items for hit in engine.match(item)],
+            also_seen=also_seen,
+            state=state,
+        )
+
+
+class _CycleIndex:
+    """Items taken as new earlier in this cycle, by id, canonical URL and fingerprint: the
+    same story in two feeds of one cycle is stored once."""
+
+    def __init__(self) -> None:
+        self._keys: dict[str, str] = {}
+
+    def find(self, item: Item) -> str | None:
+        for key in _keys(item):
+            if key in self._keys:
+                return self._keys[key]
+        return None
+
+    def add(self, item: Item) -> None:
+        for key in _keys(item):
+            self._keys.setdefault(key, item.id)
+
+
+def _keys(item: Item) -> list[str]:
+    keys = [f"id:{item.id}", f"fp:{item.fingerprint}"]
+    if item.url:
+        keys.append(f"url:{item.url}")
+    return keys
 
 
 def process(
@@ -157,7 +377,9 @@ def _unique(items: list[Item]) -> list[Item]:
     return unique
 
 
-def _report(outcome: CycleOutcome, seconds: float) -> SourceReport:
+def _report(
+    outcome: CycleOutcome, seconds: float, next_check: datetime | None = None
+) -> SourceReport:
     return SourceReport(
         name=outcome.source,
         status=outcome.status,
@@ -167,13 +389,20 @@ def _report(outcome: CycleOutcome, seconds: float) -> SourceReport:
         hits=len(outcome.hits),
         error=outcome.error,
         seconds=seconds,
+        next_check=next_check,
     )
 
 
 def _log(report: SourceReport) -> None:
     if report.error:
+        retry = f"; next try {report.next_check:%Y-%m-%d %H:%M:%S}Z" if report.next_check else ""
         log.error(
-            "source %s: failed (HTTP %s): %s", report.name, report.status or "-", report.error
+            "source %s: failed (HTTP %s, %.2fs): %s%s",
+            report.name,
+            report.status or "-",
+            report.seconds,
+            report.error,
+            retry,
         )
     else:
         log.info(

@@ -1,25 +1,36 @@
 """APScheduler wiring only: a short tick polls the sources that are due (due-ness lives in
-SQLite, so sources are rows, not jobs), and each digest runs on its own cron schedule.
+SQLite, so sources are rows, not jobs), each digest runs on its own cron schedule, and a
+retention job prunes old items.
 
-Ticks never overlap and missed runs are coalesced. SIGINT/SIGTERM stop the scheduler after
-the job in flight finishes."""
+Ticks never overlap and missed runs are coalesced. The config and rule files are reloaded
+when they change or on SIGHUP; a broken edit keeps the last good settings and is logged as
+`file:line`. SIGINT/SIGTERM abandon fetches in flight (they are fetched again next time),
+let a write in progress commit, close the database and exit. One service per database: a
+lock file next to it turns a second `monitor run` away."""
 
 from __future__ import annotations
 
 import logging
 import signal
 import threading
-from datetime import datetime
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.alerts import queue_alert
-from monitor.config import DigestSettings, Settings
+from monitor.config import DigestSettings, Settings, describe_error, load_settings
 from monitor.deliver import deliver_pending, deliverer_for, send_digests
+from monitor.errors import ConfigError, MonitorError, RuleError
+from monitor.fetch import Politeness
+from monitor.health import HealthServer, Metrics, max_tick_age, record_heartbeat
 from monitor.match import RuleWatcher
-from monitor.pipeline import poll
-from monitor.store import Store, utcnow
+from monitor.pipeline import ParsePool, poll
+from monitor.store import InstanceLock, Store, utcnow
 
 log = logging.getLogger(__name__)
 DEFAULT_TICK_SECONDS = 30
@@ -28,44 +39,92 @@ DEFAULT_TICK_SECONDS = 30
 class Daemon:
     """The long-running service: holds the settings and the rules it keeps current."""
 
-    def __init__(self, settings: Settings, tick_seconds: int = DEFAULT_TICK_SECONDS) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        tick_seconds: int = DEFAULT_TICK_SECONDS,
+        health_port: int | None = None,
+    ) -> None:
         self.settings = settings
         self.tick_seconds = tick_seconds
         self.rules = RuleWatcher(settings.rules)
         self.stopping = threading.Event()
-        self._lock = threading.Lock()  # the tick and the digests share the rule watcher
+        self.reload_requested = threading.Event()
+        self._lock = threading.Lock()  # guards settings and rules against the reload
+        self._reload_lock = threading.Lock()  # the tick and SIGHUP may both try to reload
         self.scheduler = BackgroundScheduler(
             timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1}
         )
+        self.politeness = Politeness()  # per-host pacing and robots.txt, kept across ticks
+        self.pool = ParsePool(ParsePool.size(settings.fetch.parse_workers))
+        self.metrics = Metrics()
+        self.last_tick = time.monotonic()  # the start counts as a tick for the health check
+        self._config_stamp = _stamp(settings.path)
+        self.health_address = ("127.0.0.1", health_port) if health_port else settings.health.address
+        self.health: HealthServer | None = None
+
+    # -- jobs ------------------------------------------------------------------------------
 
     def tick(self, now: datetime | None = None) -> None:
         """Poll the due sources, queue an urgent alert when one is due, then send what the
         outbox holds: new alerts and digests whose delivery failed earlier."""
+        self.reload()
         with self._lock:
             self.rules.refresh()
-            engine = self.rules.engine
-            ruleset = self.rules.ruleset
-        store = Store(self.settings.database)
+            engine, ruleset, settings = self.rules.engine, self.rules.ruleset, self.settings
+        started = time.monotonic()
+        store = Store(settings.database)
         try:
-            store.sync_sources(self.settings.sources)
-            names = store.due_sources((s.name for s in self.settings.sources), now or utcnow())
-            due = [s for s in self.settings.sources if s.name in set(names)]
+            store.sync_sources(settings.sources)
+            names = set(store.due_sources((s.name for s in settings.sources), now or utcnow()))
+            due = [s for s in settings.sources if s.name in names]
             if due:
-                poll(self.settings, store, engine, due, now)
-            if self.settings.alerts is not None:
-                queue_alert(self.settings, store, ruleset, now)
-            deliver_pending(store, deliverer_for(self.settings), now)
+                reports = poll(
+                    settings,
+                    store,
+                    engine,
+                    due,
+                    now,
+                    memory=self.politeness,
+                    stop=self.stopping,
+                    pool=self.pool,
+                )
+                self.metrics.observe_cycle(reports)
+            if settings.alerts is not None and not self.stopping.is_set():
+                queue_alert(settings, store, ruleset, now)
+            if not self.stopping.is_set():
+                deliver_pending(store, deliverer_for(settings), now)
+            record_heartbeat(store, self.tick_seconds, settings.fetch.timeout, utcnow())
+            self.metrics.observe_store(store.status_rows(utcnow()), store.outbox_state())
         finally:
             store.close()
+        self.last_tick = time.monotonic()
+        self.metrics.ticks.inc()
+        self.metrics.last_tick.set(time.time())
+        self.metrics.tick_seconds.set(self.last_tick - started)
 
     def digest(self, config: DigestSettings) -> None:
         with self._lock:
-            ruleset = self.rules.ruleset
-        store = Store(self.settings.database)
+            ruleset, settings = self.rules.ruleset, self.settings
+        store = Store(settings.database)
         try:
-            send_digests(self.settings, store, ruleset, [config.name])
+            send_digests(settings, store, ruleset, [config.name])
         finally:
             store.close()
+
+    def prune(self, now: datetime | None = None) -> int:
+        """Delete items older than the retention age (items in digests are kept)."""
+        now = now or utcnow()
+        with self._lock:
+            settings = self.settings
+        store = Store(settings.database)
+        try:
+            count = store.prune(now - timedelta(seconds=settings.retention.max_age), now)
+        finally:
+            store.close()
+        self.metrics.pruned.inc(count)
+        log.info("retention: %d items older than %ds pruned", count, settings.retention.max_age)
+        return count
 
     def _guarded(self, job, *args) -> None:  # type: ignore[no-untyped-def]
         try:
@@ -73,14 +132,62 @@ class Daemon:
         except Exception:  # a job that fails must not take the daemon down with it
             log.exception("job %s failed; the daemon keeps running", job.__name__)
 
-    def start(self) -> None:
-        self.scheduler.add_job(
-            self._guarded,
-            IntervalTrigger(seconds=self.tick_seconds),
-            args=[self.tick],
-            id="tick",
-            next_run_time=utcnow(),
+    # -- reload ----------------------------------------------------------------------------
+
+    def reload(self, force: bool = False) -> bool:
+        """Take up an edited config file (and rules) if it changed, or always with `force`.
+        A config that does not load leaves the running settings as they are."""
+        with self._reload_lock:
+            return self._reload(force)
+
+    def _reload(self, force: bool) -> bool:
+        stamp = _stamp(self.settings.path)
+        if stamp == self._config_stamp and not force:
+            return False
+        self._config_stamp = stamp
+        try:
+            settings = load_settings(self.settings.path)
+        except ConfigError as exc:
+            log.error(
+                "config not reloaded, keeping the last good settings: %s",
+                describe_error(self.settings.path, exc),
+            )
+            return False
+        with self._lock:
+            if settings.database != self.settings.database:
+                log.warning("a new database path takes effect only after a restart")
+                settings = replace(settings, database=self.settings.database)
+            if settings.rules != self.settings.rules:
+                try:
+                    self.rules = RuleWatcher(settings.rules)
+                except RuleError as exc:
+                    for problem in exc.problems:
+                        log.error("rules not reloaded, keeping the last good set: %s", problem)
+                    settings = replace(settings, rules=self.settings.rules)
+            elif force:
+                self.rules.refresh(force=True)
+            self.settings = settings
+        if self.scheduler.running:
+            self._schedule()
+        log.info(
+            "config reloaded: %d sources, %d digests", len(settings.sources), len(settings.digests)
         )
+        return True
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    def healthy(self) -> tuple[bool, str]:
+        age = time.monotonic() - self.last_tick
+        limit = max_tick_age(self.tick_seconds, self.settings.fetch.timeout)
+        if age > limit:
+            return False, f"last tick {age:.0f}s ago, more than {limit:.0f}s: stuck?"
+        return True, f"ok: last tick {age:.0f}s ago"
+
+    def _schedule(self) -> None:
+        """(Re)create the digest and retention jobs from the current settings."""
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("digest:") or job.id == "retention":
+                job.remove()
         for config in self.settings.digests:
             self.scheduler.add_job(
                 self._guarded,
@@ -89,6 +196,35 @@ class Daemon:
                 id=f"digest:{config.name}",
             )
             log.info("digest %s scheduled: %s %s", config.name, config.schedule, config.timezone)
+        retention = self.settings.retention
+        self.scheduler.add_job(
+            self._guarded,
+            CronTrigger.from_crontab(retention.schedule, timezone=UTC),
+            args=[self.prune],
+            id="retention",
+        )
+
+    def start_health(self) -> None:
+        """Serve /healthz and /metrics, if an address is configured."""
+        if self.health_address is None or self.health is not None:
+            return
+        try:
+            self.health = HealthServer(self.health_address, self.healthy, self.metrics)
+        except OSError as exc:
+            host, port = self.health_address
+            raise MonitorError(f"cannot serve the health endpoint on {host}:{port}: {exc}") from exc
+        self.health.start()
+
+    def start(self) -> None:
+        self.start_health()
+        self.scheduler.add_job(
+            self._guarded,
+            IntervalTrigger(seconds=self.tick_seconds),
+            args=[self.tick],
+            id="tick",
+            next_run_time=utcnow(),
+        )
+        self._schedule()
         self.scheduler.start()
         log.info(
             "monitor running: %d sources, %d rules, tick every %ds, database %s",
@@ -99,17 +235,41 @@ class Daemon:
         )
 
     def stop(self) -> None:
-        log.info("stopping: waiting for running jobs to finish")
-        self.scheduler.shutdown(wait=True)
+        log.info("stopping: abandoning fetches in flight, waiting for writes to finish")
+        self.stopping.set()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        self.pool.close()
+        if self.health is not None:
+            self.health.stop()
+            self.health = None
         log.info("stopped")
 
     def run_forever(self) -> None:
-        """Start, block until SIGINT/SIGTERM, then stop cleanly."""
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: self.stopping.set())
-        self.start()
+        """Start, block until SIGINT/SIGTERM, then stop cleanly. SIGHUP reloads the config
+        and rules. Refuses to start while another service holds this database."""
+        lock = InstanceLock(self.settings.database)
+        lock.acquire()
         try:
-            while not self.stopping.wait(1.0):
-                pass
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, lambda *_: self.stopping.set())
+            signal.signal(signal.SIGHUP, lambda *_: self.reload_requested.set())
+            self.start()
+            try:
+                while not self.stopping.wait(0.5):
+                    if self.reload_requested.is_set():
+                        self.reload_requested.clear()
+                        log.info("SIGHUP: reloading config and rules")
+                        self.reload(force=True)
+            finally:
+                self.stop()
         finally:
-            self.stop()
+            lock.release()
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_mtime_ns, info.st_size

@@ -4,11 +4,12 @@ foreign keys, batched writes per source and cycle."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,14 @@ class Store:
         }
         return [n for n in wanted if n in due]
 
+    def fetch_states(self) -> dict[str, FetchState]:
+        rows = self.conn.execute("SELECT name, etag, last_modified, content_hash FROM sources")
+        return {name: FetchState(*state) for name, *state in rows}
+
+    def error_counts(self) -> dict[str, int]:
+        """Failures in a row, per source (0 for a source whose last fetch worked)."""
+        return dict(self.conn.execute("SELECT name, coalesce(error_count, 0) FROM sources"))
+
     def source_rows(self) -> list[dict[str, Any]]:
         return list(self.db.query("SELECT * FROM sources ORDER BY error_count DESC, name"))
 
@@ -129,43 +138,70 @@ class Store:
         if not items:
             return {}
         known: dict[str, str] = {}
-        for column, attr in (("id", "id"), ("url", "url"), ("fingerprint", "fingerprint")):
-            values = {getattr(i, attr) for i in items if getattr(i, attr)}
-            for chunk in _chunks(sorted(values), 500):
+        for column in ("id", "url", "fingerprint"):
+            # value -> the items carrying it, so a whole cycle's items cost one pass each
+            carriers: dict[str, list[Item]] = {}
+            for item in items:
+                if value := getattr(item, column):
+                    carriers.setdefault(value, []).append(item)
+            for chunk in _chunks(sorted(carriers), 500):
                 marks = ",".join("?" * len(chunk))
                 sql = f"SELECT {column}, id FROM items WHERE {column} IN ({marks})"
-                found = dict(self.conn.execute(sql, chunk).fetchall())
-                for item in items:
-                    value = getattr(item, attr)
-                    if value in found and item.id not in known:
-                        known[item.id] = found[value]
+                for value, stored in self.conn.execute(sql, chunk):
+                    for item in carriers[value]:
+                        known.setdefault(item.id, stored)
         return known
 
     def save_cycle(self, outcome: CycleOutcome, now: datetime, next_check: datetime) -> None:
         """Store a source's new items, their hits and its fetch status, all or nothing."""
-        stamp = iso(now)
-        with self.transaction():
-            if outcome.new_items:
-                self.db["items"].insert_all(
-                    ({**asdict(i), "first_seen": stamp} for i in outcome.new_items),
-                    pk="id",
-                    ignore=True,
-                )
-            links = [(i.id, i) for i in outcome.new_items] + list(outcome.also_seen)
-            self.db["item_sources"].insert_all(
-                (
-                    {"item_id": stored, "source": outcome.source, "url": i.url, "seen_at": stamp}
-                    for stored, i in links
-                ),
-                ignore=True,
-            )
-            if outcome.hits:
-                self.db["hits"].insert_all(
-                    (_hit_row(item_id, hit, stamp) for item_id, hit in outcome.hits), ignore=True
-                )
-            self._record_status(outcome, stamp, iso(next_check))
+        self.save_cycles([(outcome, next_check)], now)
 
-    def _record_status(self, outcome: CycleOutcome, stamp: str, next_check: str) -> None:
+    def save_cycles(
+        self,
+        saves: Sequence[tuple[CycleOutcome, datetime]],
+        now: datetime,
+        flag_after: int | None = None,
+    ) -> None:
+        """Store many sources' outcomes (each with its next check time) in one transaction:
+        one batched insert per table instead of a few per source. A source failing for
+        `flag_after` seconds or more is flagged."""
+        stamp = iso(now)
+        flag_before = iso(now - timedelta(seconds=flag_after)) if flag_after else None
+        with self.transaction():
+            # Plain executemany: a cycle can bring tens of thousands of rows, and a generic
+            # row-by-row insert costs as much as parsing them.
+            self._insert(
+                "items",
+                [{**vars(i), "first_seen": stamp} for o, _ in saves for i in o.new_items],
+            )
+            self._insert(
+                "item_sources",
+                [
+                    {"item_id": stored, "source": o.source, "url": i.url, "seen_at": stamp}
+                    for o, _ in saves
+                    for stored, i in [(i.id, i) for i in o.new_items] + list(o.also_seen)
+                ],
+            )
+            self._insert(
+                "hits", [_hit_row(item_id, hit, stamp) for o, _ in saves for item_id, hit in o.hits]
+            )
+            for outcome, next_check in saves:
+                self._record_status(outcome, stamp, iso(next_check), flag_before)
+
+    def _insert(self, table: str, rows: list[dict[str, Any]]) -> None:
+        """INSERT OR IGNORE rows that all have the same keys."""
+        if not rows:
+            return
+        columns = list(rows[0])
+        sql = (
+            f"INSERT OR IGNORE INTO {table} ({', '.join(columns)}) "
+            f"VALUES ({', '.join('?' * len(columns))})"
+        )
+        self.conn.executemany(sql, [[row[c] for c in columns] for row in rows])
+
+    def _record_status(
+        self, outcome: CycleOutcome, stamp: str, next_check: str, flag_before: str | None = None
+    ) -> None:
         row: dict[str, Any] = {
             "last_checked": stamp,
             "last_status": outcome.status,
@@ -176,6 +212,8 @@ class Store:
                 "last_success": stamp,
                 "last_error": None,
                 "error_count": 0,
+                "failing_since": None,
+                "flagged_at": None,
                 "last_new": len(outcome.new_items),
                 "last_seen": len(outcome.also_seen),
             }
@@ -194,9 +232,104 @@ class Store:
         else:
             row["last_error"] = outcome.error
             self.conn.execute(
-                "UPDATE sources SET error_count = error_count + 1 WHERE name = ?", [outcome.source]
+                "UPDATE sources SET error_count = error_count + 1, "
+                "failing_since = coalesce(failing_since, ?) WHERE name = ?",
+                [stamp, outcome.source],
             )
-        self.db["sources"].update(outcome.source, row)
+            if flag_before:
+                self.conn.execute(
+                    "UPDATE sources SET flagged_at = coalesce(flagged_at, ?) "
+                    "WHERE name = ? AND failing_since <= ?",
+                    [stamp, outcome.source, flag_before],
+                )
+        sets = ", ".join(f"{column} = ?" for column in row)
+        self.conn.execute(
+            f"UPDATE sources SET {sets} WHERE name = ?", [*row.values(), outcome.source]
+        )
+
+    def pruned_ids(self, ids: Iterable[str]) -> set[str]:
+        """Those of these item ids that were stored once and pruned since."""
+        found: set[str] = set()
+        for chunk in _chunks(sorted(set(ids)), 500):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT id FROM pruned_items WHERE id IN ({marks})"
+            found.update(r[0] for r in self.conn.execute(sql, chunk))
+        return found
+
+    def prune(self, before: datetime, now: datetime) -> int:
+        """Delete items first seen before `before`, with their hits and source links, except
+        items whose hits went into a digest (delivered or waiting to be). Their ids are kept
+        for a while, so a feed still listing an old story does not bring it back as new.
+        Returns how many items were deleted."""
+        cutoff = iso(before)
+        with self.transaction():
+            self.conn.execute("DROP TABLE IF EXISTS temp.doomed")
+            self.conn.execute(
+                """CREATE TEMP TABLE doomed AS SELECT id FROM items
+                   WHERE first_seen < ? AND id NOT IN (
+                       SELECT hits.item_id FROM hits
+                       JOIN digest_hits ON digest_hits.hit_id = hits.id)""",
+                [cutoff],
+            )
+            count = self.conn.execute("SELECT count(*) FROM temp.doomed").fetchone()[0]
+            self.conn.execute(
+                "INSERT OR IGNORE INTO pruned_items (id, pruned_at) SELECT id, ? FROM temp.doomed",
+                [iso(now)],
+            )
+            for table, column in (("hits", "item_id"), ("item_sources", "item_id")):
+                self.conn.execute(
+                    f"DELETE FROM {table} WHERE {column} IN (SELECT id FROM temp.doomed)"
+                )
+            self.conn.execute("DELETE FROM items WHERE id IN (SELECT id FROM temp.doomed)")
+            # A tombstone older than the retention age has done its job.
+            self.conn.execute("DELETE FROM pruned_items WHERE pruned_at < ?", [cutoff])
+            self.conn.execute("DROP TABLE temp.doomed")
+        return int(count)
+
+    # -- service state and status ------------------------------------------------------------
+
+    def set_service_state(self, **values: Any) -> None:
+        with self.transaction():
+            self.db["service_state"].upsert_all(
+                [{"key": k, "value": str(v)} for k, v in values.items()], pk="key"
+            )
+
+    def service_state(self) -> dict[str, str]:
+        return dict(self.conn.execute("SELECT key, value FROM service_state"))
+
+    def status_rows(self, now: datetime) -> list[dict[str, Any]]:
+        """Per source: last success, last error, next due, failure streak, items and hits in
+        the last day. Failing sources first (flagged ones at the top), then by name."""
+        since = iso(now - timedelta(days=1))
+        items = dict(
+            self.conn.execute(
+                "SELECT source, count(*) FROM items WHERE first_seen >= ? GROUP BY source",
+                [since],
+            )
+        )
+        hits = dict(
+            self.conn.execute(
+                """SELECT items.source, count(*) FROM hits JOIN items ON items.id = hits.item_id
+                   WHERE hits.created_at >= ? GROUP BY items.source""",
+                [since],
+            )
+        )
+        sql = """SELECT name, url, kind, interval, last_checked, last_success, last_status,
+                        last_error, error_count, failing_since, flagged_at, next_check
+                 FROM sources
+                 ORDER BY last_error IS NULL, flagged_at IS NULL, failing_since, name"""
+        rows = []
+        for row in self.db.query(sql):
+            row["items_day"] = items.get(row["name"], 0)
+            row["hits_day"] = hits.get(row["name"], 0)
+            rows.append(row)
+        return rows
+
+    def outbox_state(self) -> dict[str, int]:
+        """Digests by delivery status: pending (waiting or retrying), failed, sent."""
+        counts = {"pending": 0, "failed": 0, "sent": 0}
+        counts |= dict(self.conn.execute("SELECT status, count(*) FROM digests GROUP BY status"))
+        return counts
 
     def search(self, query: str, limit: int = 20) -> list[dict[str, Any]]:
         """Full-text search; every word must occur (quoted, so FTS syntax cannot break it)."""
@@ -248,15 +381,6 @@ class Store:
             row["sources"] = [n for n, _ in row["source_links"]]
             rows.append(row)
         return rows
-
-    def failed_sources_since(self, since: str | None) -> list[dict[str, Any]]:
-        sql = """SELECT name, last_error, last_checked, error_count FROM sources
-                 WHERE last_error IS NOT NULL"""
-        params: list[Any] = []
-        if since:
-            sql += " AND last_checked >= ?"
-            params.append(since)
-        return list(self.db.query(sql + " ORDER BY name", params))
 
     def last_digest_time(self, name: str) -> str | None:
         row = self.conn.execute(
@@ -324,11 +448,6 @@ class Store:
         sql = "SELECT created_at FROM digests WHERE name = ? AND created_at >= ? ORDER BY 1"
         return [r[0] for r in self.conn.execute(sql, [name, iso(since)])]
 
-    def outbox_counts(self) -> dict[str, int]:
-        """Messages in the outbox by status: pending, sent, failed."""
-        sql = "SELECT status, count(*) FROM digests GROUP BY status"
-        return dict(self.conn.execute(sql).fetchall())
-
     def outbox_rows(self, status: str, limit: int = 20) -> list[dict[str, Any]]:
         sql = """SELECT id, name, created_at, subject, message_id, recipients, status, attempts,
                  next_attempt, last_error, sent_at,
@@ -345,8 +464,9 @@ class Store:
 
     def failing_sources(self) -> list[dict[str, Any]]:
         """Sources whose last fetch failed, whenever that was: still silent."""
-        sql = """SELECT name, last_error, last_checked, last_success, error_count FROM sources
-                 WHERE last_error IS NOT NULL ORDER BY name"""
+        sql = """SELECT name, last_error, last_checked, last_success, error_count,
+                        failing_since, flagged_at
+                 FROM sources WHERE last_error IS NOT NULL ORDER BY name"""
         return list(self.db.query(sql))
 
     def mark_sent(self, digest_id: int, now: datetime, detail: str = "") -> None:
@@ -383,13 +503,49 @@ class Store:
         return list(self.db.query(sql, [limit]))
 
 
+class InstanceLock:
+    """An exclusive lock on a file next to the database, held while `monitor run` lives:
+    a second service on the same database refuses to start instead of racing the first.
+    The kernel drops the lock when the process dies, however it dies."""
+
+    def __init__(self, database: Path) -> None:
+        self.path = Path(f"{database}.lock")
+        self._file: Any = None
+
+    def acquire(self) -> None:
+        import fcntl  # POSIX only, like the service
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 (held open on purpose)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise StoreError(
+                f"another monitor is already running on {self.path.with_suffix('')} "
+                f"(pid {holder}, lock file {self.path}); stop it first"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._file = handle
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()  # closing the file releases the lock
+            self._file = None
+
+
 def _hit_row(item_id: str, hit: Hit, stamp: str) -> dict[str, Any]:
     return {
         "item_id": item_id,
         "rule": hit.rule,
         "priority": hit.priority,
         "actors": json.dumps(list(hit.actors)),
-        "evidence": json.dumps([asdict(e) for e in hit.evidence], ensure_ascii=False),
+        "evidence": json.dumps([vars(e) for e in hit.evidence], ensure_ascii=False),
         "created_at": stamp,
     }
 

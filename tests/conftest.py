@@ -37,6 +37,7 @@ class FeedServer:
     def __init__(self) -> None:
         self.routes: dict[str, Response] = {}
         self.requests: list[tuple[str, dict[str, str]]] = []
+        self.timeline: list[tuple[str, float, float]] = []  # (path, start, end), monotonic
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -44,6 +45,13 @@ class FeedServer:
             disable_nagle_algorithm = True
 
             def do_GET(self) -> None:
+                started = time.monotonic()
+                try:
+                    self.respond()
+                finally:
+                    server.timeline.append((self.path, started, time.monotonic()))
+
+            def respond(self) -> None:
                 server.requests.append((self.path, dict(self.headers)))
                 response = server.response_for(self.path)
                 if response.delay:
@@ -133,15 +141,19 @@ def smtp_server() -> Iterator[SmtpServer]:
 
 
 def write_config(folder: Path, sources: list[dict], smtp: SmtpServer | None = None,
-                 digest: str = "", rules: Path = TEST_RULES) -> Path:  # fmt: skip
-    """A monitor.toml in `folder` for these sources, optionally sending to `smtp`."""
+                 digest: str = "", rules: Path = TEST_RULES,
+                 fetch: dict | None = None, extra: str = "") -> Path:  # fmt: skip
+    """A monitor.toml in `folder` for these sources, optionally sending to `smtp`. `fetch`
+    overrides [fetch] settings; `extra` is appended as it is (more tables)."""
+    # One loopback server plays every host: no pacing between its requests unless asked.
+    fetch_settings = {"timeout": 5, "host_delay": 0} | (fetch or {})
     lines = [
         "[monitor]",
         f'database = "{(folder / "monitor.db").as_posix()}"',
         f'rules = "{rules.as_posix()}"',
         f'outbox = "{(folder / "outbox").as_posix()}"',
         "[fetch]",
-        "timeout = 5",
+        *(f"{key} = {_toml(value)}" for key, value in fetch_settings.items()),
         "",
     ]
     for source in sources:
@@ -169,6 +181,7 @@ def write_config(folder: Path, sources: list[dict], smtp: SmtpServer | None = No
         to = ["analyst@example.org"]
         """)
     )
+    lines.append(textwrap.dedent(extra))
     path = folder / "monitor.toml"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
@@ -182,3 +195,19 @@ def _toml(value: object) -> str:
     if isinstance(value, dict):
         return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
     return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def make_rss(name: str, numbers: range | list[int], base: str = "https://news.example") -> bytes:
+    """An RSS 2.0 feed whose items are numbered: item n of `name` has guid `name-n` and a
+    title and link of its own, so tests can tell exactly which items were stored."""
+    items = "".join(
+        f"<item><title>{name} story {n}</title><link>{base}/{name}/{n}</link>"
+        f"<guid>{name}-{n}</guid><description>Report number {n} from {name}.</description>"
+        f"<pubDate>Mon, 21 Nov 2022 10:{n % 60:02d}:00 +0100</pubDate></item>"
+        for n in numbers
+    )
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+        f"<title>{name}</title><link>{base}/</link><description>test</description>"
+        f"{items}</channel></rss>"
+    ).encode()

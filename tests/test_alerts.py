@@ -158,7 +158,7 @@ def test_cli_alerts_dry_run_no_wait_and_nothing_due(tmp_path, smtp_server):
     assert "no alert sent: no new urgent hits" in again.output
     assert len(smtp_server.inbox.envelopes) == 1
     status = runner.invoke(main, ["--config", str(settings.path), "status"])
-    assert "Outbox: 0 pending, 1 sent, 0 failed" in status.output
+    assert "outbox: 0 pending, 1 sent, 0 failed" in status.output
     assert re.search(r"alert:urgent: last built \S+, last sent \S+Z", status.output)
 
 

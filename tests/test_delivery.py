@@ -114,7 +114,7 @@ def test_permanent_5xx_is_recorded_not_retried_and_shown_by_status(tmp_path, smt
 
     shown = CliRunner().invoke(main, ["--config", str(settings.path), "status"])
     assert shown.exit_code == 0, shown.output
-    assert "Outbox: 0 pending, 0 sent, 1 failed" in shown.output
+    assert "outbox: 0 pending, 0 sent, 1 failed" in shown.output
     assert "✗ #1 daily" in shown.output and "analyst@example.org" in shown.output
     assert "SMTP 554: 5.7.1 Message rejected as spam" in shown.output
     assert "daily: last built 2022-11-24T09:00:00Z, last sent never" in shown.output

@@ -17,7 +17,7 @@ from monitor.config import FetchSettings
 from monitor.discover import _common_paths, discover, infer_page
 from monitor.pages import page_soup
 
-LIMITS = FetchSettings(timeout=5)
+LIMITS = FetchSettings(timeout=5, host_delay=0)  # no pacing between probes in tests
 COMMON = ("/feed/", "/rss.xml", "/feed.xml", "/atom.xml", "/index.xml", "/rss/", "/feed")
 
 
@@ -140,10 +140,17 @@ def test_a_page_with_no_list_gives_no_proposal() -> None:
     assert infer_page(page_soup(body), "https://x.example/about/") is None
 
 
+def unpaced(folder: Path) -> Path:
+    """A config whose only setting removes the pause between requests to one host."""
+    path = folder / "unpaced.toml"
+    path.write_text("[fetch]\nhost_delay = 0\n", encoding="utf-8")
+    return path
+
+
 def test_discover_then_paste_then_test(tmp_path: Path, feed_server: FeedServer) -> None:
     """The whole flow a user follows for a site without a feed."""
     page = serve_page(without_feeds(feed_server), "/sr/saopstenja/", "ministry_table_1250.html")
-    found = monitor(tmp_path / "none.toml", "sources", "discover", page, "--name", "MFA", "-v")
+    found = monitor(unpaced(tmp_path), "sources", "discover", page, "--name", "MFA", "-v")
     assert found.returncode == 0, found.stderr
     assert f"no feed at {feed_server.url('/sr/saopstenja/feed/')}: HTTP 404" in found.stdout
     assert "List:  6 items recognised, 6 with a date" in found.stdout
@@ -167,7 +174,7 @@ def test_discover_then_paste_then_test(tmp_path: Path, feed_server: FeedServer) 
 def test_discover_prints_a_feed_block(tmp_path: Path, feed_server: FeedServer) -> None:
     page = serve_page(feed_server, "/", "with_feed_link.html")
     feed(feed_server, "/feed/", "rss2.xml")
-    found = monitor(tmp_path / "none.toml", "sources", "discover", page)
+    found = monitor(unpaced(tmp_path), "sources", "discover", page)
     assert found.returncode == 0, found.stderr
     assert "1 other addresses tried, none a feed" in found.stdout  # the comments feed
     source = tomllib.loads(found.stdout.split("(and set the tags):\n", 1)[1])["sources"][0]
@@ -180,10 +187,10 @@ def test_discover_fails_cleanly(tmp_path: Path, feed_server: FeedServer) -> None
     about = b"<html><body><p>About</p></body></html>"
     routes = without_feeds(feed_server).routes
     routes["/about/"] = Response(200, about, {"Content-Type": "text/html"})
-    nothing = monitor(tmp_path / "none.toml", "sources", "discover", feed_server.url("/about/"))
+    nothing = monitor(unpaced(tmp_path), "sources", "discover", feed_server.url("/about/"))
     assert nothing.returncode == 1
     assert "no feed found and no list of articles recognised" in nothing.stderr
-    missing = monitor(tmp_path / "none.toml", "sources", "discover", feed_server.url("/gone"))
+    missing = monitor(unpaced(tmp_path), "sources", "discover", feed_server.url("/gone"))
     assert missing.returncode == 1
     assert "HTTP 404" in missing.stderr and "Traceback" not in missing.stderr
 

@@ -1,0 +1,137 @@
+"""How the running service is doing, for its operator: a heartbeat check (`monitor status
+--check`, the Docker HEALTHCHECK), and an optional HTTP endpoint on 127.0.0.1 that serves
+`/healthz` (200 when the last tick is recent, 503 otherwise) and Prometheus `/metrics`."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge
+from prometheus_client.exposition import generate_latest
+
+from monitor.store import Store, iso, utcnow
+
+log = logging.getLogger(__name__)
+
+
+def max_tick_age(tick_seconds: float, timeout: float) -> float:
+    """How old the last tick may be before the service counts as stuck: a few ticks, plus
+    room for a slow cycle to finish its fetches."""
+    return max(120.0, 3 * tick_seconds + 3 * timeout)
+
+
+def heartbeat_check(store: Store, now: datetime | None = None) -> tuple[bool, str]:
+    """Whether a `monitor run` on this database ticked recently, with a one-line reason."""
+    state = store.service_state()
+    last = state.get("last_tick")
+    if not last:
+        return False, "no tick recorded: is `monitor run` running on this database?"
+    moment = datetime.fromisoformat(last.replace("Z", "+00:00"))
+    age = ((now or utcnow()) - moment).total_seconds()
+    limit = max_tick_age(float(state.get("tick_seconds", 30)), float(state.get("timeout", 20)))
+    if age > limit:
+        return False, f"last tick {age:.0f}s ago (at {last}), more than {limit:.0f}s: stuck?"
+    return True, f"last tick {age:.0f}s ago (at {last})"
+
+
+def record_heartbeat(store: Store, tick_seconds: float, timeout: float, now: datetime) -> None:
+    store.set_service_state(last_tick=iso(now), tick_seconds=tick_seconds, timeout=timeout)
+
+
+class Metrics:
+    """The service's Prometheus metrics, in a registry of its own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.ticks = Counter("monitor_ticks", "Scheduler ticks run.", registry=r)
+        self.last_tick = Gauge(
+            "monitor_last_tick_timestamp_seconds", "When the last tick finished.", registry=r
+        )
+        self.tick_seconds = Gauge(
+            "monitor_last_tick_duration_seconds", "How long the last tick took.", registry=r
+        )
+        self.fetches = Counter(
+            "monitor_fetches", "Source fetches by outcome.", ["outcome"], registry=r
+        )
+        self.new_items = Counter("monitor_new_items", "New items stored.", registry=r)
+        self.hits = Counter("monitor_hits", "Rule hits stored.", registry=r)
+        self.pruned = Counter("monitor_pruned_items", "Items removed by retention.", registry=r)
+        self.sources = Gauge(
+            "monitor_sources", "Configured sources by state.", ["state"], registry=r
+        )
+        self.digests = Gauge(
+            "monitor_digests", "Digests in the outbox by delivery status.", ["status"], registry=r
+        )
+
+    def observe_cycle(self, reports: Sequence[Any]) -> None:
+        for report in reports:
+            if report.error:
+                outcome = "error"
+            elif report.status == 304:
+                outcome = "not_modified"
+            else:
+                outcome = "ok"
+            self.fetches.labels(outcome).inc()
+            self.new_items.inc(report.new)
+            self.hits.inc(report.hits)
+
+    def observe_store(self, rows: Sequence[dict[str, Any]], outbox: dict[str, int]) -> None:
+        states = {"ok": 0, "failing": 0, "flagged": 0}
+        for row in rows:
+            if row["flagged_at"]:
+                states["flagged"] += 1
+            elif row["last_error"]:
+                states["failing"] += 1
+            else:
+                states["ok"] += 1
+        for state, count in states.items():
+            self.sources.labels(state).set(count)
+        for status, count in outbox.items():
+            self.digests.labels(status).set(count)
+
+
+class HealthServer:
+    """`/healthz` and `/metrics` over HTTP, served from a thread of the daemon."""
+
+    def __init__(
+        self, address: tuple[str, int], healthy: Callable[[], tuple[bool, str]], metrics: Metrics
+    ) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                path = self.path.split("?")[0]
+                if path == "/healthz":
+                    ok, reason = healthy()
+                    self._reply(200 if ok else 503, "text/plain", f"{reason}\n".encode())
+                elif path == "/metrics":
+                    self._reply(200, CONTENT_TYPE_LATEST, generate_latest(metrics.registry))
+                else:
+                    self._reply(404, "text/plain", b"try /healthz or /metrics\n")
+
+            def _reply(self, status: int, kind: str, body: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass  # a scrape every few seconds is not worth a log line
+
+        self.httpd = ThreadingHTTPServer(address, Handler)
+        self.httpd.daemon_threads = True
+        self.address = self.httpd.server_address[:2]
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        log.info("health endpoint on http://%s:%d/healthz and /metrics", *self.address)
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

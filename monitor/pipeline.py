@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from multiprocessing import get_context
 
 from monitor.config import FetchSettings, Settings
-from monitor.errors import FetchError, MonitorError
+from monitor.errors import FetchError
 from monitor.fetch import Politeness, Request, fetch_all
 from monitor.fulltext import add_full_text
 from monitor.match import Engine
@@ -294,46 +294,6 @@ def _keys(item: Item) -> list[str]:
     if item.url:
         keys.append(f"url:{item.url}")
     return keys
-
-
-def process(
-    source: Source,
-    fetched: FetchResult | FetchError,
-    previous: FetchState,
-    store: Store,
-    engine: Engine,
-    limits: FetchSettings | None = None,
-) -> CycleOutcome:
-    """Everything after the fetch, for one source: what to write back for it. With `limits`,
-    a `fulltext` source's new items get their article text before they are matched."""
-    if isinstance(fetched, FetchError):
-        return CycleOutcome(source.name, fetched.status, error=str(fetched))
-    if fetched.not_modified:
-        return CycleOutcome(source.name, 304, state=previous)
-    digest = hashlib.sha256(fetched.body).hexdigest()[:32]
-    state = FetchState(fetched.etag, fetched.last_modified, digest)
-    if digest == previous.content_hash:  # same bytes as last time: nothing to parse
-        return CycleOutcome(source.name, fetched.status, state=state)
-    try:
-        entries = parse(fetched, source)
-    except MonitorError as exc:
-        return CycleOutcome(source.name, fetched.status, error=str(exc))
-    items = _unique(normalise_all(source.name, entries))
-    known = store.find_known(items)
-    new_items = [i for i in items if i.id not in known]
-    if source.fulltext and limits is not None and new_items:
-        new_items = add_full_text(source, new_items, limits)
-    also_seen = [(known[i.id], i) for i in items if i.id in known]
-    hits = [(item.id, hit) for item in new_items for hit in engine.match(item)]
-    return CycleOutcome(
-        source=source.name,
-        status=fetched.status,
-        parsed=len(entries),
-        new_items=new_items,
-        hits=hits,
-        also_seen=also_seen,
-        state=state,
-    )
 
 
 @dataclass(frozen=True)

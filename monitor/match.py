@@ -203,10 +203,14 @@ def requirements(node: Node) -> list[Group]:
             return [g for child in node.children for g in requirements(child)]
         case Near():
             return requirements(node.left) + requirements(node.right)
-        case Or() | AtLeast():
-            # one child holds (for ATLEAST, one that needs presence: parse_query checks)
-            cheapest = [min(r, key=lambda g: g[0]) for r in map(requirements, node.children) if r]
-            return [_union(cheapest)]
+        case Or():
+            return [_union([min(r, key=lambda g: g[0]) for r in map(requirements, node.children)])]
+        case AtLeast():
+            # Of the alternatives that need presence, at least m hold (the others can hold on
+            # absence), so any len - m + 1 of them include one that holds: take the cheapest.
+            needed = [min(r, key=lambda g: g[0]) for r in map(requirements, node.children) if r]
+            m = node.count - (len(node.children) - len(needed))
+            return [_union(sorted(needed, key=lambda g: g[0])[: len(needed) - m + 1])]
     raise TypeError(node)
 
 

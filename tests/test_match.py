@@ -144,3 +144,20 @@ def test_rules_are_indexed_on_their_rarest_part(engine: Engine) -> None:
     troops = engine._ids[("troops", False)]
     assert kfor not in engine._triggers.get(troops, set())
     assert engine.match(item("Troops and patrols", "KFOR said")) != []
+
+
+@pytest.mark.parametrize(
+    ("text", "hit"),
+    [
+        ("Kurti and sanctions", True),
+        ("Vucic and sanctions", True),
+        ("Vucic and Kurti", True),
+        ("sanctions alone", False),
+        ("Kurti alone", False),
+    ],
+)
+def test_atleast_is_indexed_on_its_cheapest_alternatives(tmp_path: Path, text: str, hit: bool):
+    (tmp_path / "r.yaml").write_text(
+        "rules:\n  - id: two\n    query: 'ATLEAST 2 (Vucic, Kurti, sanctions)'\n", encoding="utf-8"
+    )
+    assert bool(Engine(load_rules(tmp_path)).match(item(text))) is hit

@@ -7,24 +7,22 @@ text inside links counts against), take the best element plus any sibling that s
 as well, and return its paragraphs and headings in page order.
 
 Fetching goes through `fetch.fetch_all`, so every limit and politeness rule of the fetcher
-applies. Pages are fetched in rounds of at most one page per host, with `article_delay`
-seconds between rounds: one host never sees two of our article requests at once.
+applies (robots.txt, one request at a time per host), with at least `article_delay` seconds
+between two article pages of one host.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
-from urllib.parse import urlsplit
 
 from bs4 import BeautifulSoup, Tag
 
 from monitor.config import FetchSettings
 from monitor.errors import FetchError
-from monitor.fetch import Request, fetch_all
+from monitor.fetch import Politeness, Request, fetch_all
 from monitor.models import FetchResult, Item, Source
 from monitor.normalise import clean_text
 from monitor.pages import page_soup
@@ -116,39 +114,27 @@ def _link_density(node: Tag) -> float:
 # -- fetching ---------------------------------------------------------------------------------
 
 
-def plan_rounds(requests: Sequence[Request]) -> list[list[Request]]:
-    """Requests in rounds holding at most one request per host, order kept within a host."""
-    queues: dict[str, list[Request]] = {}
-    for request in requests:
-        queues.setdefault((urlsplit(request.url).hostname or "").lower(), []).append(request)
-    rounds: list[list[Request]] = []
-    while any(queues.values()):
-        rounds.append([queue.pop(0) for queue in queues.values() if queue])
-    return rounds
-
-
 def fetch_articles(
-    urls: dict[str, str],
-    limits: FetchSettings,
-    sleep: Callable[[float], None] = time.sleep,
+    urls: dict[str, str], limits: FetchSettings, memory: Politeness | None = None
 ) -> dict[str, FetchResult | FetchError]:
-    """Fetch article pages (key -> URL) politely; each key maps to its result or its error."""
-    results: dict[str, FetchResult | FetchError] = {}
-    for number, batch in enumerate(plan_rounds([Request(k, u) for k, u in urls.items()])):
-        if number:
-            sleep(limits.article_delay)
-        results |= fetch_all(batch, limits)
-    return results
+    """Fetch article pages (key -> URL); each key maps to its result or its error. The
+    fetcher's per-host rules apply as to any page (robots.txt, one request at a time), with at
+    least `article_delay` seconds between two pages of one host."""
+    paced = replace(limits, per_host=1, host_delay=max(limits.host_delay, limits.article_delay))
+    requests = [Request(key, url, robots=limits.robots) for key, url in urls.items()]
+    return fetch_all(requests, paced, memory)
 
 
-def add_full_text(source: Source, items: Sequence[Item], limits: FetchSettings) -> list[Item]:
+def add_full_text(
+    source: Source, items: Sequence[Item], limits: FetchSettings, memory: Politeness | None = None
+) -> list[Item]:
     """Items with `content` set to their article's main text, for at most
     `source.fulltext_max` of them; an article that fails keeps its item as it was."""
     wanted = {i.id: i.url for i in items if i.url}
     wanted = dict(list(wanted.items())[: source.fulltext_max])
     if not wanted:
         return list(items)
-    fetched = fetch_articles(wanted, limits)
+    fetched = fetch_articles(wanted, limits, memory)
     texts: dict[str, str] = {}
     for key, result in fetched.items():
         if isinstance(result, FetchError):

@@ -127,7 +127,7 @@ def poll(
         if stop is not None and stop.is_set():
             log.warning("cycle abandoned for shutdown: %d sources left for next time", len(sources))
             return []
-        outcomes = _outcomes(sources, fetched, states, store, engine, pool, settings.fetch)
+        outcomes = _outcomes(sources, fetched, states, store, engine, pool, settings.fetch, memory)
     finally:
         if own_pool is not None:
             own_pool.close()
@@ -190,6 +190,7 @@ def _outcomes(
     engine: Engine,
     pool: ParsePool | None,
     limits: FetchSettings | None = None,
+    memory: Politeness | None = None,
 ) -> list[CycleOutcome]:
     """What to store for each source, in the order given (an item two sources share is new
     for the first and `also_seen` for the second, as if they had been stored one by one)."""
@@ -213,7 +214,7 @@ def _outcomes(
     for (result, source, _), read in zip(to_read, reads, strict=True):
         if isinstance(read, str):
             outcomes[source.name] = CycleOutcome(source.name, result.status, error=read)
-    _dedupe_and_match(to_read, reads, store, engine, outcomes, limits)
+    _dedupe_and_match(to_read, reads, store, engine, outcomes, limits, memory)
     return [outcomes[s.name] for s in sources]
 
 
@@ -234,6 +235,7 @@ def _dedupe_and_match(
     engine: Engine,
     outcomes: dict[str, CycleOutcome],
     limits: FetchSettings | None = None,
+    memory: Politeness | None = None,
 ) -> None:
     """Split every parsed document's items into new ones (matched) and ones already stored,
     with one batch of lookups for the whole cycle. With `limits`, a `fulltext` source's new
@@ -246,7 +248,7 @@ def _dedupe_and_match(
     every = [item for *_, items in documents for item in items]
     pruned = store.pruned_ids(i.id for i in every)
     known = store.find_known([i for i in every if i.id not in pruned])
-    cycle = _CycleIndex()
+    cycle = _StoryIndex()
     for result, source, state, parsed, items in documents:
         new_items, also_seen = [], []
         for item in items:
@@ -259,7 +261,7 @@ def _dedupe_and_match(
                 new_items.append(item)
                 cycle.add(item)
         if source.fulltext and limits is not None and new_items:
-            new_items = add_full_text(source, new_items, limits)
+            new_items = add_full_text(source, new_items, limits, memory)
         outcomes[source.name] = CycleOutcome(
             source=source.name,
             status=result.status,
@@ -271,9 +273,9 @@ def _dedupe_and_match(
         )
 
 
-class _CycleIndex:
-    """Items taken as new earlier in this cycle, by id, canonical URL and fingerprint: the
-    same story in two feeds of one cycle is stored once."""
+class _StoryIndex:
+    """Stories seen so far, by id, canonical URL and fingerprint: the same story twice in one
+    document, or in two feeds of one cycle, is stored once."""
 
     def __init__(self) -> None:
         self._keys: dict[str, str] = {}
@@ -324,16 +326,12 @@ def preview(settings: Settings, source: Source, articles: int = 3) -> Preview:
 
 def _unique(items: list[Item]) -> list[Item]:
     """Drop items repeated within one document (same id, URL or fingerprint)."""
-    seen: set[str] = set()
+    index = _StoryIndex()
     unique = []
     for item in items:
-        keys = {f"id:{item.id}", f"fp:{item.fingerprint}"}
-        if item.url:
-            keys.add(f"url:{item.url}")
-        if keys & seen:
-            continue
-        seen |= keys
-        unique.append(item)
+        if index.find(item) is None:
+            index.add(item)
+            unique.append(item)
     return unique
 
 

@@ -92,6 +92,15 @@ class FeedServer:
         return sum(1 for p, _ in self.requests if p == path)
 
 
+def settled(server: FeedServer, count: int) -> list[tuple[str, float, float]]:
+    """The server's timeline once `count` requests are logged (a handler logs its request
+    just after sending the response, so the client can be a moment ahead)."""
+    deadline = time.monotonic() + 10
+    while len(server.timeline) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return server.timeline
+
+
 @pytest.fixture
 def feed_server() -> Iterator[FeedServer]:
     server = FeedServer()

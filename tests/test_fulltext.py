@@ -3,17 +3,17 @@ extracted, matched by the rules, stored and found by `monitor search`."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 from pathlib import Path
 
-from conftest import FeedServer, Response, write_config
+from conftest import FeedServer, Response, settled, write_config
 from test_end_to_end import monitor
 from test_pages import PAGES, serve_page
 
 from monitor.config import FetchSettings
-from monitor.fetch import Request
-from monitor.fulltext import extract_text, fetch_articles, plan_rounds
+from monitor.fulltext import extract_text, fetch_articles
 
 
 def test_article_text_without_the_page_around_it() -> None:
@@ -41,28 +41,27 @@ def test_no_article_gives_no_text() -> None:
     assert extract_text(b"<html><body><nav><a href='/'>Home</a></nav></body></html>") == ""
 
 
-def test_rounds_hold_one_request_per_host() -> None:
-    requests = [Request(str(i), url) for i, url in enumerate([
-        "https://a.example/1", "https://a.example/2", "https://b.example/1",
-        "https://a.example/3", "https://c.example/1", "https://b.example/2",
-    ])]  # fmt: skip
-    rounds = plan_rounds(requests)
-    assert [[r.url for r in batch] for batch in rounds] == [
-        ["https://a.example/1", "https://b.example/1", "https://c.example/1"],
-        ["https://a.example/2", "https://b.example/2"],
-        ["https://a.example/3"],
-    ]
-
-
-def test_article_fetches_pause_between_rounds(feed_server: FeedServer) -> None:
+def test_article_pages_of_one_host_come_one_at_a_time_and_paced(feed_server: FeedServer):
     for n in range(3):
         serve_page(feed_server, f"/a/{n}", "article_analysis.html")
-    pauses: list[float] = []
-    limits = FetchSettings(timeout=5, article_delay=0.25)
-    results = fetch_articles({str(n): feed_server.url(f"/a/{n}") for n in range(3)}, limits,
-                             sleep=pauses.append)  # fmt: skip
-    assert pauses == [0.25, 0.25]  # three pages from one host: three rounds
+    limits = FetchSettings(timeout=5, host_delay=0, article_delay=0.25, per_host=4)
+    results = fetch_articles({str(n): feed_server.url(f"/a/{n}") for n in range(3)}, limits)
     assert all(r.status == 200 for r in results.values())  # type: ignore[union-attr]
+    spans = sorted((start, end) for _, start, end in settled(feed_server, 3))
+    for (_, previous_end), (next_start, _) in itertools.pairwise(spans):
+        assert next_start - previous_end >= 0.24  # never overlapping, article_delay apart
+
+
+def test_article_pages_honour_robots_txt(feed_server: FeedServer) -> None:
+    serve_page(feed_server, "/a/open", "article_analysis.html")
+    serve_page(feed_server, "/private/a", "article_analysis.html")
+    feed_server.routes["/robots.txt"] = Response(200, b"User-agent: *\nDisallow: /private/\n")
+    limits = FetchSettings(timeout=5, host_delay=0, article_delay=0)
+    urls = {"open": feed_server.url("/a/open"), "private": feed_server.url("/private/a")}
+    results = fetch_articles(urls, limits)
+    assert results["open"].status == 200  # type: ignore[union-attr]
+    assert "robots.txt" in str(results["private"])
+    assert all(path != "/private/a" for path, _ in feed_server.requests)
 
 
 def fulltext_site(server: FeedServer) -> str:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import itertools
 import random
 import threading
-import time
 from datetime import UTC, datetime
 
 import pytest
-from conftest import FeedServer, Response, make_rss, write_config
+from conftest import FeedServer, Response, make_rss, settled, write_config
 
 from monitor.config import FetchSettings, load_settings
 from monitor.errors import ConfigError, FetchError
@@ -24,15 +23,6 @@ LISTING = b"""<html><body><ul>
 <li class="news"><a href="/a/1">Kosovo one</a></li>
 <li class="news"><a href="/a/2">Kosovo two</a></li>
 </ul></body></html>"""
-
-
-def settled(server: FeedServer, count: int) -> list[tuple[str, float, float]]:
-    """The server's timeline once `count` requests are logged (a handler logs its request
-    just after sending the response, so the client can be a moment ahead)."""
-    deadline = time.monotonic() + 10
-    while len(server.timeline) < count and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return server.timeline
 
 
 def limits(**overrides: object) -> FetchSettings:

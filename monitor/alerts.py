@@ -20,7 +20,7 @@ from monitor.config import AlertSettings, DigestSettings, Settings
 from monitor.deliver import deliver_pending, deliverer_for
 from monitor.digest import PRIORITY_ORDER, BuiltMessage, collect, record, render, selects, sender_of
 from monitor.rules import RuleSet
-from monitor.store import Store, utcnow
+from monitor.store import Store, from_iso, utcnow
 
 log = logging.getLogger(__name__)
 HOUR = timedelta(hours=1)
@@ -70,12 +70,12 @@ def check_alert(
     ]
     if not rows:
         return AlertCheck(None, f"no new {config.priority} hits")
-    ready = min(_moment(r["created_at"]) for r in rows) + timedelta(seconds=config.batch)
+    ready = min(from_iso(r["created_at"]) for r in rows) + timedelta(seconds=config.batch)
     if wait and now < ready:
         return AlertCheck(None, f"{len(rows)} hits waiting for the batch window", ready)
-    recent = [t for t in store.digest_times(config.claim, now - HOUR) if _moment(t) > now - HOUR]
+    recent = [t for t in store.digest_times(config.claim, now - HOUR) if from_iso(t) > now - HOUR]
     if len(recent) >= config.max_per_hour:
-        reopens = _moment(recent[-config.max_per_hour]) + HOUR
+        reopens = from_iso(recent[-config.max_per_hour]) + HOUR
         reason = f"{len(rows)} hits held back: {config.max_per_hour} alerts in the last hour"
         return AlertCheck(None, reason, reopens)
     digest = collect(store, as_dig, ruleset, now, rows=rows, kind="alert")
@@ -114,7 +114,3 @@ def send_alerts(
     check = queue_alert(settings, store, ruleset, now, wait)
     deliver_pending(store, deliverer_for(settings), now)
     return check
-
-
-def _moment(stamp: str) -> datetime:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))

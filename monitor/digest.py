@@ -24,7 +24,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from monitor.config import DigestSettings, Settings
 from monitor.rules import RuleSet
-from monitor.store import AlreadyClaimed, Store, utcnow
+from monitor.store import AlreadyClaimed, Store, from_iso, utcnow
 
 log = logging.getLogger(__name__)
 SNIPPET_CHARS = 320
@@ -356,7 +356,7 @@ def _local_time(published: str | None, tz: ZoneInfo) -> str:
     if not published:
         return ""
     try:
-        moment = datetime.fromisoformat(published.replace("Z", "+00:00"))
+        moment = from_iso(published)
     except ValueError:
         return ""
     return moment.astimezone(tz).strftime("%d %b %Y %H:%M %Z")

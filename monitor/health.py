@@ -14,7 +14,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge
 from prometheus_client.exposition import generate_latest
 
-from monitor.store import Store, iso, utcnow
+from monitor.store import Store, from_iso, iso, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def heartbeat_check(store: Store, now: datetime | None = None) -> tuple[bool, st
     last = state.get("last_tick")
     if not last:
         return False, "no tick recorded: is `monitor run` running on this database?"
-    moment = datetime.fromisoformat(last.replace("Z", "+00:00"))
+    moment = from_iso(last)
     age = ((now or utcnow()) - moment).total_seconds()
     limit = max_tick_age(float(state.get("tick_seconds", 30)), float(state.get("timeout", 20)))
     if age > limit:

@@ -11,7 +11,7 @@ from monitor.config import Settings, parse_duration
 from monitor.deliver import OutboxStatus, outbox_status
 from monitor.errors import ConfigError
 from monitor.health import heartbeat_check
-from monitor.store import Store, iso, utcnow
+from monitor.store import Store, from_iso, iso, utcnow
 
 
 @dataclass
@@ -100,7 +100,7 @@ def _error(row: dict[str, Any]) -> str:
 
 
 def _parse(stamp: str | None) -> datetime | None:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")) if stamp else None
+    return from_iso(stamp) if stamp else None
 
 
 def _span(seconds: float) -> str:

@@ -35,6 +35,11 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def from_iso(stamp: str) -> datetime:
+    """The moment an `iso()` stamp stands for (the database keeps every time that way)."""
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
 @dataclass(frozen=True)
 class CycleOutcome:
     """What one source's fetch produced, written in one transaction."""
@@ -103,12 +108,6 @@ class Store:
                     row |= {"etag": None, "last_modified": None, "content_hash": None}
                 self.db["sources"].upsert(row, pk="name")
 
-    def fetch_state(self, name: str) -> FetchState:
-        row = self.conn.execute(
-            "SELECT etag, last_modified, content_hash FROM sources WHERE name = ?", [name]
-        ).fetchone()
-        return FetchState(*row) if row else FetchState()
-
     def due_sources(self, names: Iterable[str], now: datetime) -> list[str]:
         wanted = list(names)
         due = {
@@ -151,10 +150,6 @@ class Store:
                     for item in carriers[value]:
                         known.setdefault(item.id, stored)
         return known
-
-    def save_cycle(self, outcome: CycleOutcome, now: datetime, next_check: datetime) -> None:
-        """Store a source's new items, their hits and its fetch status, all or nothing."""
-        self.save_cycles([(outcome, next_check)], now)
 
     def save_cycles(
         self,
@@ -382,12 +377,6 @@ class Store:
             rows.append(row)
         return rows
 
-    def last_digest_time(self, name: str) -> str | None:
-        row = self.conn.execute(
-            "SELECT max(created_at) FROM digests WHERE name = ?", [name]
-        ).fetchone()
-        return row[0] if row else None
-
     def record_digest(
         self,
         name: str,
@@ -495,12 +484,6 @@ class Store:
         self.db["deliveries"].insert(
             {"digest_id": digest_id, "attempted_at": iso(now), "outcome": outcome, "detail": detail}
         )
-
-    def digest_rows(self, limit: int = 20) -> list[dict[str, Any]]:
-        sql = """SELECT id, name, created_at, subject, status, attempts, last_error, sent_at,
-                 (SELECT count(*) FROM digest_hits WHERE digest_id = digests.id) AS hits
-                 FROM digests ORDER BY id DESC LIMIT ?"""
-        return list(self.db.query(sql, [limit]))
 
 
 class InstanceLock:

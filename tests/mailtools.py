@@ -52,12 +52,12 @@ def add_story(
     store.sync_sources(
         [Source(n, f"https://{n.lower().replace(' ', '-')}.example/feed") for n in names]
     )
-    store.save_cycle(CycleOutcome(source, 200, 1, [item], hits), now, now + timedelta(minutes=30))
+    next_check = now + timedelta(minutes=30)
+    saves = [(CycleOutcome(source, 200, 1, [item], hits), next_check)]
     for name, other_url in also:
         dup = Item(item_id + name, name, other_url, "", title, summary, "", published, "")
-        store.save_cycle(
-            CycleOutcome(name, 200, 1, also_seen=[(item_id, dup)]), now, now + timedelta(minutes=30)
-        )
+        saves.append((CycleOutcome(name, 200, 1, also_seen=[(item_id, dup)]), next_check))
+    store.save_cycles(saves, now)
     return item_id
 
 

@@ -289,7 +289,7 @@ def demo(ctx: click.Context, folder: str | None, rules: str | None) -> None:
     """See the whole flow offline: sample feeds → database → digest in an outbox folder."""
     from monitor.demo import run_demo
 
-    rules_path = Path(rules) if rules else _default_rules(ctx)
+    rules_path = _rules_path(ctx, rules)
     target = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="monitor-demo-"))
     result = run_demo(target, rules_path)
     click.echo(f"Polled {len(result.reports)} sample sources served on 127.0.0.1:")
@@ -307,11 +307,19 @@ def demo(ctx: click.Context, folder: str | None, rules: str | None) -> None:
     click.echo(f"           monitor --config {result.config} sources")
 
 
-def _default_rules(ctx: click.Context) -> Path:
-    try:
-        return _settings(ctx).rules
-    except ConfigError:
-        return Path("rules")
+def _optional_settings(ctx: click.Context) -> Settings | None:
+    """The config when its file exists (a broken one is still an error), else None: commands
+    that work without a config fall back to their defaults then."""
+    path = config_path(ctx.find_root().obj["config"])
+    return load_settings(path) if path.exists() else None
+
+
+def _rules_path(ctx: click.Context, explicit: str | None = None) -> Path:
+    """--rules if given, else the configured rules folder, else ./rules."""
+    if explicit:
+        return Path(explicit)
+    settings = _optional_settings(ctx)
+    return settings.rules if settings else Path("rules")
 
 
 @main.command()
@@ -377,8 +385,8 @@ def _num(value: int | None) -> str:
 
 def _fetch_limits(ctx: click.Context) -> FetchSettings:
     """The configured fetch limits, or the defaults when there is no config file."""
-    path = config_path(ctx.find_root().obj["config"])
-    return load_settings(path).fetch if path.exists() else FetchSettings()
+    settings = _optional_settings(ctx)
+    return settings.fetch if settings else FetchSettings()
 
 
 @sources.command("discover")
@@ -480,7 +488,7 @@ def rules_check(ctx: click.Context, path: str | None) -> None:
     """Validate every rule file; report every problem as file:line: message."""
     from monitor.rules import load_rules
 
-    target = Path(path) if path else _default_rules(ctx.find_root())
+    target = _rules_path(ctx, path)
     ruleset = load_rules(target)
     click.echo(
         f"{target}: {len(ruleset.rules)} rules, {len(ruleset.actors)} actors in "
@@ -518,7 +526,7 @@ def rules_test(
     body = text if text is not None else (file.read() if file else None)
     if body is None and not title:
         raise click.UsageError("give --text, --file or --title")
-    ruleset = load_rules(Path(rules_path) if rules_path else _default_rules(ctx.find_root()))
+    ruleset = load_rules(_rules_path(ctx, rules_path))
     try:
         rule = ruleset.rule(rule_id)
     except KeyError:
@@ -543,7 +551,7 @@ def match_cmd(ctx: click.Context, file: Any, rules_path: str | None) -> None:
     from monitor.match import Engine, item_from_json
     from monitor.rules import load_rules
 
-    engine = Engine(load_rules(Path(rules_path) if rules_path else _default_rules(ctx)))
+    engine = Engine(load_rules(_rules_path(ctx, rules_path)))
     for number, line in enumerate(file, 1):
         if not line.strip():
             continue

@@ -74,3 +74,14 @@ def test_every_command_has_help() -> None:
                     ["rules", "check"], ["rules", "test"], ["match"]):  # fmt: skip
         result = monitor(*command, "--help")
         assert result.returncode == 0 and "Usage:" in result.stdout
+
+
+def test_rules_check_reports_a_broken_config_instead_of_guessing(tmp_path: Path) -> None:
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "r.yaml").write_text("rules:\n  - id: a\n    query: kosovo\n")
+    (tmp_path / "monitor.toml").write_text('[monitor]\nrules = "rules"\ndatabse = "x"\n')
+    result = monitor("rules", "check", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "config error: monitor.toml: monitor.databse: unknown setting" in result.stderr
+    (tmp_path / "monitor.toml").unlink()  # no config at all: ./rules is checked
+    assert "1 rules, 0 actors in 1 files: OK" in monitor("rules", "check", cwd=tmp_path).stdout

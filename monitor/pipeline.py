@@ -90,6 +90,12 @@ class ParsePool:
 _Read = tuple[int, list[Item]] | str
 
 
+def source_request(source: Source, state: FetchState | None = None) -> Request:
+    """How a source is fetched: conditionally when there is a state; page sources, being
+    scraped rather than published as feeds, only where robots.txt allows."""
+    return Request(source.name, source.url, state or FetchState(), robots=source.kind == "page")
+
+
 def poll(
     settings: Settings,
     store: Store,
@@ -110,10 +116,7 @@ def poll(
     sources = list(settings.sources if sources is None else sources)
     store.sync_sources(settings.sources)
     states = store.fetch_states()
-    requests = [
-        Request(s.name, s.url, states.get(s.name, FetchState()), robots=s.kind == "page")
-        for s in sources
-    ]
+    requests = [source_request(s, states.get(s.name, FetchState())) for s in sources]
     own_pool = None
     workers = ParsePool.size(settings.fetch.parse_workers)
     if pool is None and workers > 1 and len(sources) >= PARALLEL_MIN:
@@ -311,7 +314,7 @@ def preview(settings: Settings, source: Source, articles: int = 3) -> Preview:
     """Fetch and parse one source now, as a cycle would, and store nothing. For a `fulltext`
     source, the article text of the first `articles` items is fetched too. Raises FetchError
     or ParseError (e.g. "0 items parsed: ...") instead of recording them."""
-    fetched = fetch_all([Request(source.name, source.url)], settings.fetch)[source.name]
+    fetched = fetch_all([source_request(source)], settings.fetch)[source.name]
     if isinstance(fetched, FetchError):
         raise fetched
     items = _unique(normalise_all(source.name, parse(fetched, source)))

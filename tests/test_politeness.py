@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import itertools
 import random
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime
 
@@ -155,3 +157,17 @@ def test_politeness_settings_have_defaults_and_clear_errors(tmp_path):
         path = write_config(tmp_path, [], fetch=fetch_values, extra=extra)
         with pytest.raises(ConfigError, match=message):
             load_settings(path)
+
+
+def test_sources_test_honours_robots_txt_as_a_cycle_does(tmp_path, feed_server):
+    feed_server.routes["/news/"] = Response(200, LISTING, {"Content-Type": "text/html"})
+    feed_server.routes["/robots.txt"] = Response(200, b"User-agent: *\nDisallow: /news/\n")
+    source = {"name": "Site", "url": feed_server.url("/news/"), "kind": "page",
+              "selectors": {"item": "li.news"}}  # fmt: skip
+    config = write_config(tmp_path, [source])
+    result = subprocess.run(
+        [sys.executable, "-m", "monitor", "--config", str(config), "sources", "test", "Site"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1 and "robots.txt" in result.stderr
+    assert all(path != "/news/" for path, _ in feed_server.requests)

@@ -16,11 +16,12 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from monitor.clock import utcnow
 from monitor.config import AlertSettings, DigestSettings, Settings
 from monitor.deliver import deliver_pending, deliverer_for
 from monitor.digest import PRIORITY_ORDER, BuiltMessage, collect, record, render, selects, sender_of
 from monitor.rules import RuleSet
-from monitor.store import Store, from_iso, utcnow
+from monitor.store import Store
 
 log = logging.getLogger(__name__)
 HOUR = timedelta(hours=1)
@@ -63,22 +64,22 @@ def check_alert(
     now = now or utcnow()
     as_dig = as_digest(config)
     floor = PRIORITY_ORDER[config.priority]
-    rows = [
-        r
-        for r in store.undelivered_hits(config.claim, since=now - timedelta(seconds=config.max_age))
-        if PRIORITY_ORDER.get(r["priority"], 9) <= floor and selects(as_dig, r["rule"], ruleset)
+    hits = [
+        h
+        for h in store.undelivered_hits(config.claim, since=now - timedelta(seconds=config.max_age))
+        if PRIORITY_ORDER.get(h.priority, 9) <= floor and selects(as_dig, h.rule, ruleset)
     ]
-    if not rows:
+    if not hits:
         return AlertCheck(None, f"no new {config.priority} hits")
-    ready = min(from_iso(r["created_at"]) for r in rows) + timedelta(seconds=config.batch)
+    ready = min(h.created_at for h in hits) + timedelta(seconds=config.batch)
     if wait and now < ready:
-        return AlertCheck(None, f"{len(rows)} hits waiting for the batch window", ready)
-    recent = [t for t in store.digest_times(config.claim, now - HOUR) if from_iso(t) > now - HOUR]
+        return AlertCheck(None, f"{len(hits)} hits waiting for the batch window", ready)
+    recent = [t for t in store.digest_times(config.claim, now - HOUR) if t > now - HOUR]
     if len(recent) >= config.max_per_hour:
-        reopens = from_iso(recent[-config.max_per_hour]) + HOUR
-        reason = f"{len(rows)} hits held back: {config.max_per_hour} alerts in the last hour"
+        reopens = recent[-config.max_per_hour] + HOUR
+        reason = f"{len(hits)} hits held back: {config.max_per_hour} alerts in the last hour"
         return AlertCheck(None, reason, reopens)
-    digest = collect(store, as_dig, ruleset, now, rows=rows, kind="alert")
+    digest = collect(store, as_dig, ruleset, now, hits=hits, kind="alert")
     return AlertCheck(render(digest, sender_of(settings), list(config.to)), "ready")
 
 

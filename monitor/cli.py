@@ -162,16 +162,13 @@ def once(ctx: click.Context, names: tuple[str, ...]) -> None:
     """Poll every source now, whatever its schedule, and store new items and hits."""
     from monitor.match import RuleWatcher
     from monitor.pipeline import poll
-    from monitor.store import Store
+    from monitor.store import open_store
 
     settings = _settings(ctx)
     sources = [settings.source(n) for n in names] if names else list(settings.sources)
     watcher = RuleWatcher(settings.rules)
-    store = Store(settings.database)
-    try:
+    with open_store(settings) as store:
         reports = poll(settings, store, watcher.engine, sources)
-    finally:
-        store.close()
     _print_reports(reports)
     if reports and all(r.error for r in reports):
         sys.exit(1)
@@ -208,14 +205,13 @@ def digest(ctx: click.Context, dry_run: bool, preview: str | None, names: tuple[
     from monitor.deliver import send_digests
     from monitor.digest import prepare
     from monitor.match import RuleWatcher
-    from monitor.store import Store
+    from monitor.store import open_store
 
     settings = _settings(ctx)
     if not settings.digests:
         raise ConfigError(f"{settings.path}: digests: none configured (add a [[digests]] table)")
     ruleset = RuleWatcher(settings.rules).ruleset
-    store = Store(settings.database)
-    try:
+    with open_store(settings) as store:
         if dry_run:
             built = prepare(settings, store, ruleset, list(names) or None)
             for message in built:
@@ -226,8 +222,6 @@ def digest(ctx: click.Context, dry_run: bool, preview: str | None, names: tuple[
             built = send_digests(settings, store, ruleset, list(names) or None)
             for message in built:
                 click.echo(f"{message.digest.settings.name}: {message.digest.subject}")
-    finally:
-        store.close()
     if preview and built:
         Path(preview).write_text(built[0].html, encoding="utf-8")
         click.echo(f"HTML preview written to {preview}")
@@ -244,18 +238,15 @@ def alerts(ctx: click.Context, dry_run: bool, no_wait: bool) -> None:
     """Send the urgent alert now if one is due (the service does this every tick)."""
     from monitor.alerts import check_alert, send_alerts
     from monitor.match import RuleWatcher
-    from monitor.store import Store
+    from monitor.store import open_store
 
     settings = _settings(ctx)
     if settings.alerts is None:
         raise ConfigError(f"{settings.path}: alerts: not configured (add an [alerts] table)")
     ruleset = RuleWatcher(settings.rules).ruleset
-    store = Store(settings.database)
-    try:
+    with open_store(settings) as store:
         run = check_alert if dry_run else send_alerts
         check = run(settings, store, ruleset, wait=not no_wait)
-    finally:
-        store.close()
     if check.built is None:
         later = (
             f" (next chance {check.next_check:%Y-%m-%d %H:%M:%S} UTC)" if check.next_check else ""
@@ -329,19 +320,16 @@ def _rules_path(ctx: click.Context, explicit: str | None = None) -> Path:
 @clean_errors
 def search(ctx: click.Context, query: str, limit: int) -> None:
     """Full-text search of stored items (every word must occur)."""
-    from monitor.store import Store
+    from monitor.store import open_store
 
-    store = Store(_settings(ctx).database)
-    try:
-        rows = store.search(query, limit)
-    finally:
-        store.close()
-    for row in rows:
-        click.echo(f"{(row['published'] or '')[:10]:10}  {row['source']}: {row['title']}")
-        click.echo(f"            {row['snippet']}")
-        if row["url"]:
-            click.echo(f"            {row['url']}")
-    click.echo(f"{len(rows)} result(s)")
+    with open_store(_settings(ctx)) as store:
+        results = store.search(query, limit)
+    for result in results:
+        click.echo(f"{(result.published or '')[:10]:10}  {result.source}: {result.title}")
+        click.echo(f"            {result.snippet}")
+        if result.url:
+            click.echo(f"            {result.url}")
+    click.echo(f"{len(results)} result(s)")
 
 
 @main.group(invoke_without_command=True)
@@ -355,27 +343,26 @@ def sources(ctx: click.Context) -> None:
     shows what a source would give now."""
     if ctx.invoked_subcommand is not None:
         return
-    from monitor.store import Store
+    from monitor.clock import iso
+    from monitor.store import open_store
 
     settings = _settings(ctx)
-    store = Store(settings.database)
-    try:
+    with open_store(settings) as store:
         store.sync_sources(settings.sources)
-        rows = store.source_rows()
-    finally:
-        store.close()
+        statuses = store.source_statuses()
     configured = {s.name for s in settings.sources}
     click.echo(
         f"{'SOURCE':32} {'KIND':5} {'LAST CHECK':20} {'HTTP':>4} {'PARSED':>6} "
         f"{'NEW':>4} {'TOTAL':>6}  ERROR"
     )
-    for r in rows:
-        if r["name"] not in configured:
+    for s in statuses:
+        if s.name not in configured:
             continue
+        checked = iso(s.last_checked) if s.last_checked else "never"
         click.echo(
-            f"{r['name'][:32]:32} {r['kind']:5} {(r['last_checked'] or 'never'):20} "
-            f"{r['last_status'] or '-':>4} {_num(r['last_parsed']):>6} {_num(r['last_new']):>4} "
-            f"{r['items_total']:>6}  {r['last_error'] or ''}"
+            f"{s.name[:32]:32} {s.kind:5} {checked:20} {s.last_status or '-':>4} "
+            f"{_num(s.last_parsed):>6} {_num(s.last_new):>4} {s.items_total:>6}  "
+            f"{s.last_error or ''}"
         )
 
 

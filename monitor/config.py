@@ -136,6 +136,7 @@ class Settings:
     database: Path
     rules: Path
     outbox: Path
+    busy_timeout: float = 30.0  # seconds a database write waits for another process's write
     sources: tuple[Source, ...] = ()
     digests: tuple[DigestSettings, ...] = ()
     smtp: SmtpSettings | None = None
@@ -279,7 +280,7 @@ class _Reader:
             "",
         )
         main = self.table(data, "monitor")
-        self.check_keys(main, {"database", "rules", "outbox"}, "monitor")
+        self.check_keys(main, {"database", "rules", "outbox", "busy_timeout"}, "monitor")
         sources = self.get(data, "sources", "", list, [])
         digests = self.get(data, "digests", "", list, [])
         smtp = self.table(data, "smtp") if "smtp" in data else None
@@ -288,6 +289,7 @@ class _Reader:
             database=self.path_setting(main, "database", "MONITOR_DATABASE", "data/monitor.db"),
             rules=self.path_setting(main, "rules", "MONITOR_RULES", "rules"),
             outbox=self.path_setting(main, "outbox", "MONITOR_OUTBOX", "data/outbox"),
+            busy_timeout=self.duration(main, "busy_timeout", "monitor", 30),
             sources=tuple(self.source(s, i) for i, s in enumerate(sources)),
             digests=tuple(self.digest(d, i) for i, d in enumerate(digests)),
             smtp=self.smtp(smtp) if smtp is not None else None,

@@ -9,7 +9,6 @@ client can do better without the server's help)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -19,13 +18,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import getaddresses
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
+from monitor.clock import utcnow
 from monitor.config import Settings, SmtpSettings
 from monitor.digest import BuiltMessage, prepare, record
 from monitor.errors import DeliveryError, PermanentDeliveryError
+from monitor.models import DigestHistory, OutboxMessage
 from monitor.rules import RuleSet
-from monitor.store import Store, backoff, utcnow
+from monitor.store import Store
 
 log = logging.getLogger(__name__)
 # How long one delivery attempt may hold a message: another process or thread leaves it alone
@@ -126,29 +127,29 @@ def deliver_pending(store: Store, deliverer: Deliverer, now: datetime | None = N
     """Try every digest that is due for (re)delivery; return how many went out."""
     sent = 0
     now = now or utcnow()
-    for row in store.pending_digests(now):
+    for message in store.pending_digests(now):
         # the lease runs on the wall clock: it guards against other live processes
-        if not store.lease_digest(row["id"], now, max(now, utcnow()) + LEASE):
+        if not store.lease_digest(message.id, now, max(now, utcnow()) + LEASE):
             continue  # another process or thread is sending it right now
-        recipients = list(json.loads(row["recipients"] or "[]"))
+        name, number = message.name, message.id
         try:
-            where = deliverer.send(row["message"], recipients, row["message_id"])
+            where = deliverer.send(message.message, list(message.recipients), message.message_id)
         except PermanentDeliveryError as exc:
-            store.mark_failed(row["id"], utcnow(), str(exc), None)
-            log.error("digest %s #%d: delivery failed for good: %s", row["name"], row["id"], exc)
+            store.mark_failed(number, utcnow(), str(exc), None)
+            log.error("digest %s #%d: delivery failed for good: %s", name, number, exc)
         except DeliveryError as exc:
-            retry_at = max(now, utcnow()) + backoff(row["attempts"])
-            store.mark_failed(row["id"], utcnow(), str(exc), retry_at)
+            retry_at = max(now, utcnow()) + backoff(message.attempts)
+            store.mark_failed(number, utcnow(), str(exc), retry_at)
             log.warning(
                 "digest %s #%d: delivery failed, retry at %s: %s",
-                row["name"],
-                row["id"],
+                name,
+                number,
                 retry_at.strftime("%H:%M:%S"),
                 exc,
             )
         else:
-            store.mark_sent(row["id"], utcnow(), where)
-            log.info("digest %s #%d: delivered to %s", row["name"], row["id"], where)
+            store.mark_sent(number, utcnow(), where)
+            log.info("digest %s #%d: delivered to %s", name, number, where)
             sent += 1
     return sent
 
@@ -181,25 +182,24 @@ class OutboxStatus:
     """What `monitor status` shows about delivery: counts, what waits, what failed for good."""
 
     counts: dict[str, int]  # pending | sent | failed -> messages
-    pending: list[dict[str, Any]] = field(default_factory=list)
-    failed: list[dict[str, Any]] = field(default_factory=list)
-    by_name: list[dict[str, Any]] = field(default_factory=list)  # name, last_built, last_sent
+    pending: list[OutboxMessage] = field(default_factory=list)
+    failed: list[OutboxMessage] = field(default_factory=list)
+    by_name: list[DigestHistory] = field(default_factory=list)
 
     @property
     def healthy(self) -> bool:
-        return not self.failed and not any(r["last_error"] for r in self.pending)
+        return not self.failed and not any(m.last_error for m in self.pending)
 
 
 def outbox_status(store: Store, limit: int = 10) -> OutboxStatus:
-    def rows(status: str) -> list[dict[str, Any]]:
-        found = store.outbox_rows(status, limit)
-        for row in found:
-            row["recipients"] = list(json.loads(row["recipients"] or "[]"))
-        return found
-
     return OutboxStatus(
         counts=store.outbox_state(),
-        pending=rows("pending"),
-        failed=rows("failed"),
+        pending=store.outbox_messages("pending", limit),
+        failed=store.outbox_messages("failed", limit),
         by_name=store.last_sent(),
     )
+
+
+def backoff(attempts: int, base: int = 60, cap: int = 3600) -> timedelta:
+    """Delay before retry number `attempts` + 1: doubling from `base`, at most `cap` seconds."""
+    return timedelta(seconds=min(cap, base * 2 ** max(0, attempts)))

@@ -17,7 +17,7 @@ from monitor.digest import BuiltMessage
 from monitor.match import RuleWatcher
 from monitor.models import PageSelectors, Source
 from monitor.pipeline import SourceReport, poll
-from monitor.store import Store
+from monitor.store import open_store
 
 SAMPLES = Path(__file__).parent / "samples"
 SAMPLE_FEEDS = {
@@ -101,12 +101,9 @@ def run_demo(folder: Path, rules: Path) -> DemoResult:
     with serve_folder(SAMPLES) as base_url:
         settings = demo_settings(base_url, folder, rules)
         watcher = RuleWatcher(rules)
-        store = Store(settings.database)
-        try:
+        with open_store(settings) as store:
             reports = poll(settings, store, watcher.engine)
             messages = send_digests(settings, store, watcher.ruleset)
-        finally:
-            store.close()
     preview = None
     if messages:
         preview = folder / "digest-preview.html"

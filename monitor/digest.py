@@ -16,15 +16,16 @@ from datetime import datetime
 from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from monitor.clock import from_iso, iso, utcnow
 from monitor.config import DigestSettings, Settings
+from monitor.models import Evidence, SourceStatus, StoredHit
 from monitor.rules import RuleSet
-from monitor.store import AlreadyClaimed, Store, from_iso, utcnow
+from monitor.store import AlreadyClaimed, Store
 
 log = logging.getLogger(__name__)
 SNIPPET_CHARS = 320
@@ -57,6 +58,8 @@ def _wrap(text: str, indent: str = "  ") -> str:
 
 
 _env.filters["wrap"] = _wrap
+_env.filters["iso"] = lambda moment: iso(moment) if moment else ""
+_env.filters["day"] = lambda moment: f"{moment:%Y-%m-%d}" if moment else ""
 
 
 @dataclass
@@ -71,27 +74,27 @@ class Entry:
     rules: list[str] = field(default_factory=list)
     actors: list[str] = field(default_factory=list)
     terms: list[str] = field(default_factory=list)
-    evidence: list[dict[str, Any]] = field(default_factory=list)
+    evidence: list[Evidence] = field(default_factory=list)
     priority: str = "normal"
     source_links: list[tuple[str, str]] = field(default_factory=list)  # (name, web URL or "")
     actor_ids: list[str] = field(default_factory=list)
-    row: dict[str, Any] = field(default_factory=dict, repr=False)
+    hit: StoredHit | None = field(default=None, repr=False)  # the hit it was listed for
 
     @property
     def urgent(self) -> bool:
         return self.priority == "urgent"
 
-    def add(self, row: dict[str, Any], rule_title: str, actor_names: dict[str, str]) -> None:
+    def add(self, hit: StoredHit, rule_title: str, actor_names: dict[str, str]) -> None:
         """Another rule matched the same story: list it, and its terms for highlighting."""
         if rule_title not in self.rules:
             self.rules.append(rule_title)
-        self.actor_ids += [a for a in row["actors"] if a not in self.actor_ids]
-        names = [actor_names.get(a, a) for a in row["actors"]]
+        self.actor_ids += [a for a in hit.actors if a not in self.actor_ids]
+        names = [actor_names.get(a, a) for a in hit.actors]
         self.actors += [a for a in names if a not in self.actors]
-        self.evidence += row["evidence"]
+        self.evidence += hit.evidence
         self.terms = _terms(self.evidence)
-        if _rank(row["priority"]) < _rank(self.priority):
-            self.priority = row["priority"]
+        if _rank(hit.priority) < _rank(self.priority):
+            self.priority = hit.priority
 
 
 @dataclass
@@ -114,7 +117,7 @@ class Digest:
     subject: str
     sections: list[Section]
     hit_ids: list[int]
-    failed_sources: list[dict[str, Any]]
+    failed_sources: list[SourceStatus]
     counts_by_rule: list[tuple[str, int]]
     counts_by_actor: list[tuple[str, int]]
     created: datetime
@@ -157,15 +160,15 @@ def collect(
     now: datetime | None = None,
     *,
     source_names: set[str] | None = None,
-    rows: list[dict[str, Any]] | None = None,
+    hits: list[StoredHit] | None = None,
     kind: str = "digest",
 ) -> Digest:
     """The digest as it would go out now: its hits not yet sent in a digest of this name
-    (or the `rows` given), and the configured sources that are failing."""
+    (or the `hits` given), and the configured sources that are failing."""
     now = now or utcnow()
-    if rows is None:
-        rows = store.undelivered_hits(digest.name)
-    rows = [r for r in rows if selects(digest, r["rule"], ruleset)]
+    if hits is None:
+        hits = store.undelivered_hits(digest.name)
+    rows = [h for h in hits if selects(digest, h.rule, ruleset)]
     actor_names = {a.id: a.name for a in ruleset.actors.values()} if ruleset else {}
     sections = _sections(rows, ruleset, ZoneInfo(digest.timezone), actor_names, digest.group_by)
     entries = [e for s in sections for e in s.entries]
@@ -173,17 +176,18 @@ def collect(
     omitted = _limit(sections, digest.max_stories)
     for section in sections:  # snippets only for the stories listed: floods stay cheap
         for entry in section.entries:
-            entry.snippet = snippet(entry.row, entry.evidence)
+            if entry.hit is not None:
+                entry.snippet = snippet(entry.hit, entry.evidence)
     failing = [
-        s for s in store.failing_sources() if source_names is None or s["name"] in source_names
+        s for s in store.failing_sources() if source_names is None or s.name in source_names
     ]
     result = Digest(
         settings=digest,
         subject="",
         sections=sections,
-        hit_ids=[r["hit_id"] for r in rows],
+        hit_ids=[r.hit_id for r in rows],
         failed_sources=failing if kind == "digest" else [],
-        counts_by_rule=Counter(_rule_title(r["rule"], ruleset) for r in rows).most_common(),
+        counts_by_rule=Counter(_rule_title(r.rule, ruleset) for r in rows).most_common(),
         counts_by_actor=_actor_counts(rows, actor_names),
         created=now,
         stories=stories,
@@ -253,15 +257,15 @@ def _rule_title(rule_id: str, ruleset: RuleSet | None) -> str:
         return rule_id
 
 
-def _actor_counts(rows: list[dict[str, Any]], names: dict[str, str]) -> list[tuple[str, int]]:
+def _actor_counts(rows: list[StoredHit], names: dict[str, str]) -> list[tuple[str, int]]:
     """Stories per actor (a story matched by two rules counts once)."""
-    pairs = {(names.get(a, a), r["item_id"]) for r in rows for a in r["actors"]}
+    pairs = {(names.get(a, a), r.item_id) for r in rows for a in r.actors}
     counts = Counter(name for name, _ in pairs)
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0].lower()))
 
 
 def _sections(
-    rows: list[dict[str, Any]],
+    rows: list[StoredHit],
     ruleset: RuleSet | None,
     tz: ZoneInfo,
     actor_names: dict[str, str],
@@ -270,33 +274,31 @@ def _sections(
     """Each story once, with every rule, actor and term that matched it; urgent first.
     A story goes under its most urgent rule and, among equals, the most specific one (the
     rule with fewest stories here), so broad rules do not swallow everything."""
-    breadth = Counter(r["rule"] for r in rows)
-    rows = sorted(
-        rows, key=lambda r: (_rank(r["priority"]), breadth[r["rule"]], r["rule"], -r["hit_id"])
-    )
+    breadth = Counter(r.rule for r in rows)
+    rows = sorted(rows, key=lambda r: (_rank(r.priority), breadth[r.rule], r.rule, -r.hit_id))
     entries: dict[str, Entry] = {}
-    first_row: dict[str, dict[str, Any]] = {}
+    first_row: dict[str, StoredHit] = {}
     for row in rows:
-        title = _rule_title(row["rule"], ruleset)
-        if row["item_id"] in entries:
-            entries[row["item_id"]].add(row, title, actor_names)
+        title = _rule_title(row.rule, ruleset)
+        if row.item_id in entries:
+            entries[row.item_id].add(row, title, actor_names)
             continue
-        entries[row["item_id"]] = _entry(row, tz, title, actor_names)
-        first_row[row["item_id"]] = row
+        entries[row.item_id] = _entry(row, tz, title, actor_names)
+        first_row[row.item_id] = row
     if group_by == "actor":
         return _by_actor(entries, actor_names)
     return _by_rule(entries, first_row, ruleset)
 
 
 def _by_rule(
-    entries: dict[str, Entry], first_row: dict[str, dict[str, Any]], ruleset: RuleSet | None
+    entries: dict[str, Entry], first_row: dict[str, StoredHit], ruleset: RuleSet | None
 ) -> list[Section]:
     """A section per rule; a story sits under the most urgent rule it matched."""
     sections: dict[str, Section] = {}
     for item_id, entry in entries.items():
         row = first_row[item_id]
-        title = _rule_title(row["rule"], ruleset)
-        section = sections.setdefault(row["rule"], Section(row["rule"], title, row["priority"]))
+        title = _rule_title(row.rule, ruleset)
+        section = sections.setdefault(row.rule, Section(row.rule, title, row.priority))
         section.entries.append(entry)
     for section in sections.values():
         _order(section.entries)
@@ -325,30 +327,28 @@ def _by_actor(entries: dict[str, Entry], names: dict[str, str]) -> list[Section]
 
 def _order(entries: list[Entry]) -> None:
     """Most urgent first, then newest first (ISO dates sort as text; undated last)."""
-    entries.sort(key=lambda e: e.row.get("published") or "", reverse=True)
+    entries.sort(key=lambda e: e.hit.published if e.hit else "", reverse=True)
     entries.sort(key=lambda e: _rank(e.priority))
 
 
-def _entry(
-    row: dict[str, Any], tz: ZoneInfo, rule_title: str, actor_names: dict[str, str]
-) -> Entry:
-    evidence = list(row["evidence"])
-    title = _one_line(row["title"] or "") or row["url"] or "(untitled)"
-    links = [(name, url if _is_web(url) else "") for name, url in row.get("source_links", [])]
+def _entry(hit: StoredHit, tz: ZoneInfo, rule_title: str, actor_names: dict[str, str]) -> Entry:
+    evidence = list(hit.evidence)
+    title = _one_line(hit.title) or hit.url or "(untitled)"
+    links = [(name, url if _is_web(url) else "") for name, url in hit.source_links]
     return Entry(
         title=title,
-        url=row["url"] if _is_web(row["url"]) else "",
-        sources=list(row["sources"]),
-        published=_local_time(row["published"], tz),
+        url=hit.url if _is_web(hit.url) else "",
+        sources=list(hit.sources),
+        published=_local_time(hit.published, tz),
         snippet=[],  # filled in once the listed stories are known
         rules=[rule_title],
-        actors=[actor_names.get(a, a) for a in row["actors"]],
-        actor_ids=list(row["actors"]),
+        actors=[actor_names.get(a, a) for a in hit.actors],
+        actor_ids=list(hit.actors),
         terms=_terms(evidence),
         evidence=evidence,
-        priority=row["priority"],
-        source_links=links or [(s, "") for s in row["sources"]],
-        row=row,
+        priority=hit.priority,
+        source_links=links or [(s, "") for s in hit.sources],
+        hit=hit,
     )
 
 
@@ -362,8 +362,8 @@ def _local_time(published: str | None, tz: ZoneInfo) -> str:
     return moment.astimezone(tz).strftime("%d %b %Y %H:%M %Z")
 
 
-def _terms(evidence: list[dict[str, Any]]) -> list[str]:
-    return sorted({e["text"] for e in evidence}, key=str.lower)
+def _terms(evidence: list[Evidence]) -> list[str]:
+    return sorted({e.text for e in evidence}, key=str.lower)
 
 
 def _is_web(url: str | None) -> bool:
@@ -377,15 +377,15 @@ def _is_web(url: str | None) -> bool:
     return parts.scheme in {"http", "https"} and bool(parts.netloc)
 
 
-def snippet(row: dict[str, Any], evidence: list[dict[str, Any]]) -> Pieces:
+def snippet(hit: StoredHit, evidence: list[Evidence]) -> Pieces:
     """A window of the item's text around its first match, as (text, highlighted) pieces."""
     field_name = next(
-        (f for f in ("summary", "content") if any(e["field"] == f for e in evidence)), None
+        (f for f in ("summary", "content") if any(e.field == f for e in evidence)), None
     )
     if field_name is None:
-        field_name = "summary" if row["summary"] else "content"
-    text = row[field_name] or ""
-    marks = sorted({(e["start"], e["end"]) for e in evidence if e["field"] == field_name})
+        field_name = "summary" if hit.summary else "content"
+    text = hit.field_text(field_name)
+    marks = sorted({(e.start, e.end) for e in evidence if e.field == field_name})
     start = max(0, marks[0][0] - 80) if marks else 0
     end = min(len(text), start + SNIPPET_CHARS)
     if end < len(text):  # end on a word boundary, unless that loses a match

@@ -14,7 +14,9 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge
 from prometheus_client.exposition import generate_latest
 
-from monitor.store import Store, from_iso, iso, utcnow
+from monitor.clock import iso, utcnow
+from monitor.models import SourceStatus
+from monitor.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -27,20 +29,19 @@ def max_tick_age(tick_seconds: float, timeout: float) -> float:
 
 def heartbeat_check(store: Store, now: datetime | None = None) -> tuple[bool, str]:
     """Whether a `monitor run` on this database ticked recently, with a one-line reason."""
-    state = store.service_state()
-    last = state.get("last_tick")
-    if not last:
+    beat = store.heartbeat()
+    if beat is None:
         return False, "no tick recorded: is `monitor run` running on this database?"
-    moment = from_iso(last)
-    age = ((now or utcnow()) - moment).total_seconds()
-    limit = max_tick_age(float(state.get("tick_seconds", 30)), float(state.get("timeout", 20)))
+    last = iso(beat.last_tick)
+    age = ((now or utcnow()) - beat.last_tick).total_seconds()
+    limit = max_tick_age(beat.tick_seconds, beat.timeout)
     if age > limit:
         return False, f"last tick {age:.0f}s ago (at {last}), more than {limit:.0f}s: stuck?"
     return True, f"last tick {age:.0f}s ago (at {last})"
 
 
 def record_heartbeat(store: Store, tick_seconds: float, timeout: float, now: datetime) -> None:
-    store.set_service_state(last_tick=iso(now), tick_seconds=tick_seconds, timeout=timeout)
+    store.record_heartbeat(now, tick_seconds, timeout)
 
 
 class Metrics:
@@ -81,15 +82,10 @@ class Metrics:
             self.new_items.inc(report.new)
             self.hits.inc(report.hits)
 
-    def observe_store(self, rows: Sequence[dict[str, Any]], outbox: dict[str, int]) -> None:
+    def observe_store(self, sources: Sequence[SourceStatus], outbox: dict[str, int]) -> None:
         states = {"ok": 0, "failing": 0, "flagged": 0}
-        for row in rows:
-            if row["flagged_at"]:
-                states["flagged"] += 1
-            elif row["last_error"]:
-                states["failing"] += 1
-            else:
-                states["ok"] += 1
+        for source in sources:
+            states["ok" if source.state == "new" else source.state] += 1
         for state, count in states.items():
             self.sources.labels(state).set(count)
         for status, count in outbox.items():

@@ -1,8 +1,10 @@
-"""Frozen dataclasses handed from one pipeline stage to the next."""
+"""Frozen dataclasses handed from one pipeline stage to the next, and out of the store."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 SourceKind = Literal["feed", "page"]
@@ -114,3 +116,129 @@ class Hit:
         for ev in self.evidence:
             seen.setdefault(ev.text, None)
         return tuple(seen)
+
+
+# -- what the store hands out ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CycleOutcome:
+    """What one source's fetch produced, written in one transaction."""
+
+    source: str
+    status: int | None
+    parsed: int = 0
+    new_items: Sequence[Item] = ()
+    hits: Sequence[tuple[str, Hit]] = ()  # (item id, hit)
+    also_seen: Sequence[tuple[str, Item]] = ()  # (stored item id, duplicate from here)
+    state: FetchState | None = None
+    error: str | None = None
+
+
+SourceState = Literal["new", "ok", "failing", "flagged"]
+
+
+@dataclass(frozen=True)
+class SourceStatus:
+    """A configured source as stored: its fetch record and what it brought in the last day."""
+
+    name: str
+    url: str
+    kind: str
+    interval: int
+    last_checked: datetime | None = None
+    last_success: datetime | None = None
+    last_status: int | None = None
+    last_error: str | None = None
+    error_count: int = 0
+    failing_since: datetime | None = None  # start of the current run of failures
+    flagged_at: datetime | None = None  # when that run grew long enough to be flagged
+    next_check: datetime | None = None
+    last_parsed: int | None = None
+    last_new: int | None = None
+    items_total: int = 0
+    items_day: int = 0
+    hits_day: int = 0
+
+    @property
+    def state(self) -> SourceState:
+        if self.flagged_at:
+            return "flagged"
+        if self.last_error:
+            return "failing"
+        return "ok" if self.last_checked else "new"
+
+
+@dataclass(frozen=True)
+class StoredHit:
+    """A rule's hit on a stored item, with the item and every source that carried it."""
+
+    hit_id: int
+    rule: str
+    priority: Priority
+    actors: tuple[str, ...]
+    evidence: tuple[Evidence, ...]
+    created_at: datetime
+    item_id: str
+    title: str
+    summary: str
+    content: str
+    url: str
+    published: str  # ISO 8601 UTC, "" when unknown
+    source: str  # where it was first seen
+    source_links: tuple[tuple[str, str], ...]  # (source, its address for the item), first first
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.source_links)
+
+    def field_text(self, name: str) -> str:
+        return getattr(self, name) or ""
+
+
+OutboxState = Literal["pending", "sent", "failed"]
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """A recorded digest or alert: the message as it will be sent and its delivery record."""
+
+    id: int
+    name: str
+    created_at: datetime
+    subject: str
+    message_id: str
+    recipients: tuple[str, ...]
+    status: OutboxState
+    attempts: int
+    next_attempt: datetime | None
+    last_error: str | None
+    sent_at: datetime | None
+    hits: int = 0
+    message: bytes = field(default=b"", repr=False)
+
+
+@dataclass(frozen=True)
+class DigestHistory:
+    name: str
+    last_built: datetime | None
+    last_sent: datetime | None
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    id: str
+    title: str
+    url: str
+    source: str
+    published: str
+    snippet: str
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """What the running service last wrote about itself."""
+
+    last_tick: datetime
+    tick_seconds: float
+    timeout: float

@@ -22,15 +22,16 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from multiprocessing import get_context
 
+from monitor.clock import utcnow
 from monitor.config import FetchSettings, Settings
 from monitor.errors import FetchError
 from monitor.fetch import Politeness, Request, fetch_all
 from monitor.fulltext import add_full_text
 from monitor.match import Engine
-from monitor.models import FetchResult, FetchState, Item, Source
+from monitor.models import CycleOutcome, FetchResult, FetchState, Item, Source
 from monitor.normalise import normalise_all
 from monitor.parse import parse, read_items, warm_up
-from monitor.store import CycleOutcome, Store, utcnow
+from monitor.store import Store
 
 log = logging.getLogger(__name__)
 

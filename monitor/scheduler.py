@@ -23,14 +23,15 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.alerts import queue_alert
+from monitor.clock import utcnow
 from monitor.config import DigestSettings, Settings, describe_error, load_settings
 from monitor.deliver import deliver_pending, deliverer_for, send_digests
-from monitor.errors import ConfigError, MonitorError, RuleError
+from monitor.errors import ConfigError, MonitorError, RuleError, StoreError
 from monitor.fetch import Politeness
 from monitor.health import HealthServer, Metrics, max_tick_age, record_heartbeat
 from monitor.match import RuleWatcher
 from monitor.pipeline import ParsePool, poll
-from monitor.store import InstanceLock, Store, utcnow
+from monitor.store import InstanceLock, open_store
 
 log = logging.getLogger(__name__)
 DEFAULT_TICK_SECONDS = 30
@@ -73,8 +74,7 @@ class Daemon:
             self.rules.refresh()
             engine, ruleset, settings = self.rules.engine, self.rules.ruleset, self.settings
         started = time.monotonic()
-        store = Store(settings.database)
-        try:
+        with open_store(settings) as store:
             store.sync_sources(settings.sources)
             names = set(store.due_sources((s.name for s in settings.sources), now or utcnow()))
             due = [s for s in settings.sources if s.name in names]
@@ -95,9 +95,7 @@ class Daemon:
             if not self.stopping.is_set():
                 deliver_pending(store, deliverer_for(settings), now)
             record_heartbeat(store, self.tick_seconds, settings.fetch.timeout, utcnow())
-            self.metrics.observe_store(store.status_rows(utcnow()), store.outbox_state())
-        finally:
-            store.close()
+            self.metrics.observe_store(store.source_statuses(), store.outbox_state())
         self.last_tick = time.monotonic()
         self.metrics.ticks.inc()
         self.metrics.last_tick.set(time.time())
@@ -106,22 +104,16 @@ class Daemon:
     def digest(self, config: DigestSettings) -> None:
         with self._lock:
             ruleset, settings = self.rules.ruleset, self.settings
-        store = Store(settings.database)
-        try:
+        with open_store(settings) as store:
             send_digests(settings, store, ruleset, [config.name])
-        finally:
-            store.close()
 
     def prune(self, now: datetime | None = None) -> int:
         """Delete items older than the retention age (items in digests are kept)."""
         now = now or utcnow()
         with self._lock:
             settings = self.settings
-        store = Store(settings.database)
-        try:
+        with open_store(settings) as store:
             count = store.prune(now - timedelta(seconds=settings.retention.max_age), now)
-        finally:
-            store.close()
         self.metrics.pruned.inc(count)
         log.info("retention: %d items older than %ds pruned", count, settings.retention.max_age)
         return count
@@ -129,6 +121,8 @@ class Daemon:
     def _guarded(self, job, *args) -> None:  # type: ignore[no-untyped-def]
         try:
             job(*args)
+        except StoreError as exc:  # e.g. locked for longer than the busy timeout: next time
+            log.error("job %s failed, retried on its next run: %s", job.__name__, exc)
         except Exception:  # a job that fails must not take the daemon down with it
             log.exception("job %s failed; the daemon keeps running", job.__name__)
 

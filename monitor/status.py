@@ -1,17 +1,19 @@
 """`monitor status` and `monitor prune`: what the operator sees of the service, gathered from
-the database (the data comes from store.py; this module only shapes it for reading)."""
+the database (the data comes from the store; this module only shapes it for reading)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from monitor.clock import iso, utcnow
 from monitor.config import Settings, parse_duration
 from monitor.deliver import OutboxStatus, outbox_status
 from monitor.errors import ConfigError
 from monitor.health import heartbeat_check
-from monitor.store import Store, from_iso, iso, utcnow
+from monitor.models import OutboxMessage, SourceStatus
+from monitor.store import open_store
 
 
 @dataclass
@@ -19,7 +21,7 @@ class StatusReport:
     now: datetime
     healthy: bool
     heartbeat: str
-    sources: list[dict[str, Any]] = field(default_factory=list)
+    sources: list[SourceStatus] = field(default_factory=list)
     outbox: OutboxStatus | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -27,13 +29,13 @@ class StatusReport:
             "now": iso(self.now),
             "healthy": self.healthy,
             "heartbeat": self.heartbeat,
-            "sources": self.sources,
+            "sources": [_source_dict(s) for s in self.sources],
             "outbox": _outbox_dict(self.outbox),
         }
 
     def lines(self) -> list[str]:
         out = [f"service: {'ok' if self.healthy else 'NOT RUNNING OR STUCK'} ({self.heartbeat})"]
-        failing = sum(1 for s in self.sources if s["state"] != "ok")
+        failing = sum(1 for s in self.sources if s.state != "ok")
         out.append(f"sources: {len(self.sources)} configured, {failing} failing")
         out.append(
             f"{'SOURCE':28} {'STATE':8} {'LAST SUCCESS':13} {'NEXT DUE':10} "
@@ -41,8 +43,8 @@ class StatusReport:
         )
         for s in self.sources:
             out.append(
-                f"{s['name'][:28]:28} {s['state']:8} {_ago(s['last_success'], self.now):13} "
-                f"{_until(s['next_check'], self.now):10} {s['items_day']:>9} {s['hits_day']:>8}  "
+                f"{s.name[:28]:28} {_STATE_SHOWN[s.state]:8} {_ago(s.last_success, self.now):13} "
+                f"{_until(s.next_check, self.now):10} {s.items_day:>9} {s.hits_day:>8}  "
                 f"{_error(s)}".rstrip()
             )
         return out + _outbox_lines(self.outbox)
@@ -51,21 +53,15 @@ class StatusReport:
 def collect_status(settings: Settings, heartbeat_only: bool = False) -> StatusReport:
     """The status of the service running on this config's database."""
     now = utcnow()
-    store = Store(settings.database)
-    try:
+    with open_store(settings) as store:
         healthy, heartbeat = heartbeat_check(store, now)
         report = StatusReport(now, healthy, heartbeat)
         if heartbeat_only:
             return report
         store.sync_sources(settings.sources)
         configured = {s.name for s in settings.sources}
-        for row in store.status_rows(now):
-            if row["name"] in configured:
-                row["state"] = _state(row)
-                report.sources.append(row)
+        report.sources = [s for s in store.source_statuses(now) if s.name in configured]
         report.outbox = outbox_status(store)
-    finally:
-        store.close()
     return report
 
 
@@ -76,31 +72,31 @@ def prune_items(settings: Settings, older_than: str | None = None) -> tuple[int,
     except ValueError as exc:
         raise ConfigError(f"--older-than: {exc}") from None
     now = utcnow()
-    store = Store(settings.database)
-    try:
+    with open_store(settings) as store:
         count = store.prune(now - timedelta(seconds=age), now)
-    finally:
-        store.close()
     return count, older_than or f"{age}s"
 
 
-def _state(row: dict[str, Any]) -> str:
-    if row["flagged_at"]:
-        return "FLAGGED"
-    if row["last_error"]:
-        return "FAILING"
-    return "ok" if row["last_checked"] else "new"
+_STATE_SHOWN = {"flagged": "FLAGGED", "failing": "FAILING", "ok": "ok", "new": "new"}
 
 
-def _error(row: dict[str, Any]) -> str:
-    if not row["last_error"]:
+def _source_dict(source: SourceStatus) -> dict[str, Any]:
+    """A source for `status --json`: its stored fields, times as ISO text, and its state."""
+    fields = {k: iso(v) if isinstance(v, datetime) else v for k, v in asdict(source).items()}
+    return fields | {"state": _STATE_SHOWN[source.state]}
+
+
+def _message_dict(message: OutboxMessage) -> dict[str, Any]:
+    fields = {k: iso(v) if isinstance(v, datetime) else v for k, v in asdict(message).items()}
+    del fields["message"]
+    return fields | {"recipients": list(message.recipients)}
+
+
+def _error(source: SourceStatus) -> str:
+    if not source.last_error:
         return ""
-    streak = f" [{row['error_count']}x since {row['failing_since'][:16]}Z]"
-    return f"{row['last_error']}{streak}"
-
-
-def _parse(stamp: str | None) -> datetime | None:
-    return from_iso(stamp) if stamp else None
+    since = f"{source.failing_since:%Y-%m-%dT%H:%M}Z" if source.failing_since else "?"
+    return f"{source.last_error} [{source.error_count}x since {since}]"
 
 
 def _span(seconds: float) -> str:
@@ -110,13 +106,11 @@ def _span(seconds: float) -> str:
     return f"{seconds:.0f}s"
 
 
-def _ago(stamp: str | None, now: datetime) -> str:
-    moment = _parse(stamp)
+def _ago(moment: datetime | None, now: datetime) -> str:
     return "never" if moment is None else f"{_span((now - moment).total_seconds())} ago"
 
 
-def _until(stamp: str | None, now: datetime) -> str:
-    moment = _parse(stamp)
+def _until(moment: datetime | None, now: datetime) -> str:
     if moment is None or moment <= now:
         return "now"
     return f"in {_span((moment - now).total_seconds())}"
@@ -125,7 +119,11 @@ def _until(stamp: str | None, now: datetime) -> str:
 def _outbox_dict(outbox: OutboxStatus | None) -> dict[str, Any]:
     if outbox is None:
         return {}
-    return {**outbox.counts, "pending_messages": outbox.pending, "failed_messages": outbox.failed}
+    return {
+        **outbox.counts,
+        "pending_messages": [_message_dict(m) for m in outbox.pending],
+        "failed_messages": [_message_dict(m) for m in outbox.failed],
+    }
 
 
 def _outbox_lines(outbox: OutboxStatus | None) -> list[str]:
@@ -134,19 +132,24 @@ def _outbox_lines(outbox: OutboxStatus | None) -> list[str]:
         return []
     c = outbox.counts
     out = [f"outbox: {c['pending']} pending, {c['sent']} sent, {c['failed']} failed"]
-    for r in outbox.pending:
-        why = f", last error: {r['last_error']}" if r["last_error"] else ""
+    for m in outbox.pending:
+        why = f", last error: {m.last_error}" if m.last_error else ""
         out.append(
-            f"  … #{r['id']} {r['name']}: {r['hits']} hits, {r['attempts']} attempts, "
-            f"next try {r['next_attempt']}{why}"
+            f"  … #{m.id} {m.name}: {m.hits} hits, {m.attempts} attempts, "
+            f"next try {_stamp(m.next_attempt)}{why}"
         )
-    for r in outbox.failed:
+    for m in outbox.failed:
         out.append(
-            f"  ✗ #{r['id']} {r['name']} ({r['created_at']}, {r['hits']} hits) to "
-            f"{', '.join(r['recipients'])}: {r['last_error']}"
+            f"  ✗ #{m.id} {m.name} ({_stamp(m.created_at)}, {m.hits} hits) to "
+            f"{', '.join(m.recipients)}: {m.last_error}"
         )
-    for r in outbox.by_name:
+    for h in outbox.by_name:
         out.append(
-            f"  {r['name']}: last built {r['last_built']}, last sent {r['last_sent'] or 'never'}"
+            f"  {h.name}: last built {_stamp(h.last_built)}, "
+            f"last sent {_stamp(h.last_sent) or 'never'}"
         )
     return out
+
+
+def _stamp(moment: datetime | None) -> str:
+    return iso(moment) if moment else ""

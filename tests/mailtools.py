@@ -14,9 +14,9 @@ from conftest import TEST_RULES, SmtpServer, write_config
 
 from monitor.config import Settings, load_settings
 from monitor.match import Engine
-from monitor.models import Item, Source
+from monitor.models import CycleOutcome, Item, Source
 from monitor.rules import load_rules
-from monitor.store import CycleOutcome, Store
+from monitor.store import Store
 
 T0 = datetime(2022, 11, 24, 9, 0, tzinfo=UTC)
 RULES = load_rules(TEST_RULES)

@@ -13,12 +13,13 @@ from mailtools import RULES, T0, add_story, headings, parts, settings_for
 
 from monitor.alerts import check_alert, queue_alert, send_alerts
 from monitor.cli import main
+from monitor.clock import utcnow
 from monitor.config import load_settings
 from monitor.deliver import send_digests
 from monitor.digest import record
 from monitor.errors import ConfigError
 from monitor.scheduler import Daemon
-from monitor.store import Store, utcnow
+from monitor.store import Store
 
 ALERTS = """
 [[digests]]

@@ -24,12 +24,13 @@ from conftest import SmtpServer, _Inbox, free_port
 from mailtools import RULES, T0, add_story, settings_for
 
 from monitor.cli import main
+from monitor.clock import utcnow
 from monitor.config import SmtpSettings
 from monitor.deliver import LEASE, SmtpDeliverer, deliver_pending, outbox_status, send_digests
 from monitor.digest import prepare, record
 from monitor.errors import DeliveryError
 from monitor.scheduler import Daemon
-from monitor.store import Store, utcnow
+from monitor.store import Store
 
 LATER = timedelta(hours=2)  # past any backoff the first failures set
 
@@ -63,7 +64,7 @@ def test_server_down_then_up_delivers_once_later_from_the_daemon_tick(tmp_path):
     send_digests(settings, store, RULES, now=T0)  # nobody listens on the port yet
     [(status, attempts, message_id)] = outbox(store)
     assert (status, attempts) == ("pending", 1)
-    assert "Connection refused" in outbox_status(store).pending[0]["last_error"]
+    assert "Connection refused" in outbox_status(store).pending[0].last_error
     assert store.conn.execute("SELECT count(*) FROM digest_hits").fetchone()[0] == 2
 
     controller = start_smtp(down.port, down.inbox)
@@ -87,10 +88,10 @@ def test_temporary_4xx_is_retried_with_backoff_then_delivered_once(tmp_path, smt
     smtp_server.inbox.fail_with = "451 4.3.0 Try again later"
     send_digests(settings, store, RULES, now=T0)
     deliver_pending(store, SmtpDeliverer(settings.smtp), utcnow() + timedelta(minutes=1, seconds=5))
-    assert [r["attempts"] for r in outbox_status(store).pending] == [2]
+    assert [r.attempts for r in outbox_status(store).pending] == [2]
     # backoff doubles: the third try waits two minutes after the second
     [row] = store.pending_digests(utcnow() + LATER)
-    assert row["last_error"] == "SMTP 451: 4.3.0 Try again later"
+    assert row.last_error == "SMTP 451: 4.3.0 Try again later"
     assert smtp_server.inbox.envelopes == []
 
     smtp_server.inbox.fail_with = None
@@ -160,14 +161,14 @@ def test_connection_dropped_mid_message_is_retried_and_delivered_once(tmp_path):
     dropper.close()
     assert b"Subject:" in dropper.received or b"Content-Type" in dropper.received
     [row] = outbox_status(store).pending
-    assert row["attempts"] == 1 and row["last_error"]
+    assert row.attempts == 1 and row.last_error
 
     controller = start_smtp(port, server.inbox)
     try:
         assert deliver_pending(store, SmtpDeliverer(settings.smtp), utcnow() + LATER) == 1
     finally:
         controller.stop()
-    assert message_ids(server) == [row["message_id"]]
+    assert message_ids(server) == [row.message_id]
 
 
 KILL_AFTER_RECORD = """

@@ -42,8 +42,8 @@ def test_conditional_get_skips_parsing(tmp_path: Path, feed_server: FeedServer) 
     assert reports[0].status == 304 and reports[0].error is None
     headers = feed_server.requests[-1][1]
     assert headers.get("If-None-Match") == '"v1"'
-    row = store.source_rows()[0]
-    assert row["last_status"] == 304 and row["last_parsed"] == 4
+    row = store.source_statuses()[0]
+    assert row.last_status == 304 and row.last_parsed == 4
 
 
 def test_one_broken_source_never_stops_the_others(tmp_path: Path, feed_server: FeedServer):
@@ -66,9 +66,9 @@ def test_one_broken_source_never_stops_the_others(tmp_path: Path, feed_server: F
     assert "cannot connect" in by_name["Nobody"].error
     assert by_name["Bozo"].new == 3 and by_name["Bozo"].error is None  # bozo kept
     assert by_name["Json"].new == 3
-    rows = {r["name"]: r for r in store.source_rows()}
-    assert rows["Boom"]["error_count"] == 1 and rows["Bozo"]["error_count"] == 0
-    assert rows["Nobody"]["last_error"].startswith("cannot connect")
+    rows = {r.name: r for r in store.source_statuses()}
+    assert rows["Boom"].error_count == 1 and rows["Bozo"].error_count == 0
+    assert rows["Nobody"].last_error.startswith("cannot connect")
 
 
 def test_same_story_across_feeds_is_one_item(tmp_path: Path, feed_server: FeedServer):

@@ -17,9 +17,8 @@ from conftest import FeedServer, Response, make_rss, settled, write_config
 from monitor.config import FetchSettings, load_settings
 from monitor.errors import ConfigError, FetchError
 from monitor.fetch import Politeness, Request, fetch_all, retry_after_seconds
-from monitor.models import Source
+from monitor.models import CycleOutcome, Source
 from monitor.pipeline import next_delay
-from monitor.store import CycleOutcome
 
 LISTING = b"""<html><body><ul>
 <li class="news"><a href="/a/1">Kosovo one</a></li>

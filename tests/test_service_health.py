@@ -14,10 +14,11 @@ from datetime import timedelta
 
 from conftest import Response, free_port, make_rss, write_config
 
+from monitor.clock import utcnow
 from monitor.config import load_settings
 from monitor.health import record_heartbeat
 from monitor.scheduler import Daemon
-from monitor.store import Store, utcnow
+from monitor.store import Store
 
 
 def get(url: str) -> tuple[int, str]:

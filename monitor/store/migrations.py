@@ -128,15 +128,30 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def migrate(db: Database) -> int:
-    """Bring the database to SCHEMA_VERSION; return the version it had before."""
+    """Bring the database to SCHEMA_VERSION; return the version it had before. Each step runs
+    in a `BEGIN IMMEDIATE` transaction that reads the version again, so two processes opening
+    a new database at once migrate it once."""
     conn: sqlite3.Connection = db.conn
-    before = conn.execute("PRAGMA user_version").fetchone()[0]
+    start = before = _version(conn)
     if before > SCHEMA_VERSION:
         raise RuntimeError(
             f"database schema version {before} is newer than this program's ({SCHEMA_VERSION})"
         )
-    for version in range(before, SCHEMA_VERSION):
-        with db.atomic():
-            MIGRATIONS[version](db)
-            conn.execute(f"PRAGMA user_version = {version + 1}")
-    return before
+    while before < SCHEMA_VERSION:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = _version(conn)
+            if version < SCHEMA_VERSION:
+                MIGRATIONS[version](db)
+                conn.execute(f"PRAGMA user_version = {version + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        before = _version(conn)
+    return start
+
+
+def _version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])

@@ -1,0 +1,159 @@
+"""The connection every store method shares: opened with the PRAGMAs the service relies on,
+migrated, and guarded so that no `sqlite3` error ever leaves the store as itself.
+
+Concurrency, in one paragraph: the daemon and any number of CLI commands may use one database
+at once. Reads run in WAL mode and never wait for a writer. Every write opens with
+`BEGIN IMMEDIATE`, so it queues for the write lock up front (for at most the busy timeout)
+instead of reading first and being refused the upgrade, which SQLite does at once whatever
+the timeout. A writer that waited longer than the timeout gets `StoreLocked`: one line naming
+the file, never a traceback."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlite_utils import Database
+
+from monitor.errors import StoreError
+from monitor.store.migrations import migrate
+
+DEFAULT_BUSY_TIMEOUT = 30.0  # seconds a write waits for another process's write to finish
+T = TypeVar("T")
+
+
+class StoreLocked(StoreError):
+    """Another process held the write lock for longer than the busy timeout."""
+
+
+class AlreadyClaimed(StoreError):
+    """Another run recorded a digest of the same name with some of the same hits first."""
+
+
+class StoreBase:
+    def __init__(self, path: Path | str, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
+        self.path = Path(path)
+        self.busy_timeout = busy_timeout
+        self._depth = 0  # nesting of transaction(): inner ones become savepoints
+        try:
+            if str(path) != ":memory:":
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Autocommit: every multi-statement write goes through transaction(), so a
+            # transaction never stays open by accident between calls.
+            self.conn = sqlite3.connect(
+                str(path), timeout=busy_timeout, isolation_level=None, check_same_thread=False
+            )
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"{path}: cannot open database: {_reason(exc)}") from None
+        try:
+            self.conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            self.conn.execute("PRAGMA journal_mode = WAL")
+            self.conn.execute("PRAGMA synchronous = NORMAL")
+            self.conn.execute("PRAGMA foreign_keys = ON")
+            self.db = Database(self.conn)
+            migrate(self.db)
+        except (sqlite3.Error, RuntimeError) as exc:
+            self.conn.close()
+            raise self.mapped(exc, "cannot open database: ") from None
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self: T) -> T:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One atomic write: `BEGIN IMMEDIATE` outermost, a savepoint when nested."""
+        savepoint = f"sp{self._depth}"
+        try:
+            self.conn.execute(f"SAVEPOINT {savepoint}" if self._depth else "BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise self.mapped(exc) from None
+        self._depth += 1
+        try:
+            yield
+        except BaseException:
+            self._depth -= 1
+            self._undo(savepoint)
+            raise
+        self._depth -= 1
+        try:
+            self.conn.execute(f"RELEASE {savepoint}" if self._depth else "COMMIT")
+        except sqlite3.Error as exc:
+            self._undo(savepoint)
+            raise self.mapped(exc) from None
+
+    def _undo(self, savepoint: str) -> None:
+        if not self.conn.in_transaction:  # the error already ended it
+            return
+        if self._depth:
+            self.conn.execute(f"ROLLBACK TO {savepoint}")
+            self.conn.execute(f"RELEASE {savepoint}")
+        else:
+            self.conn.execute("ROLLBACK")
+
+    def mapped(self, exc: BaseException, prefix: str = "") -> StoreError:
+        """The project's error for a database error, worded for the person at the terminal."""
+        text = str(exc)
+        if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+            return StoreLocked(
+                f"{self.path}: database is locked (another process has been writing for "
+                f"{self.busy_timeout:g} s); try again"
+            )
+        return StoreError(f"{self.path}: {prefix}{_reason(exc)}")
+
+    def _insert(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
+        """INSERT OR IGNORE rows that all have the same keys, in one executemany: a cycle can
+        bring tens of thousands of rows, and a generic row-by-row insert costs as much as
+        parsing them."""
+        if not rows:
+            return
+        columns = list(rows[0])
+        sql = (
+            f"INSERT OR IGNORE INTO {table} ({', '.join(columns)}) "
+            f"VALUES ({', '.join('?' * len(columns))})"
+        )
+        self.conn.executemany(sql, [[row[c] for c in columns] for row in rows])
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc)
+    if "readonly" in text:
+        return "the database (or its folder) is read-only"
+    if "disk is full" in text or "disk I/O error" in text:
+        return f"{text} (is the disk full?)"
+    if "unable to open" in text or isinstance(exc, OSError):
+        return f"{text} (does the folder exist, and is it a folder you can write?)"
+    return text
+
+
+def guard_errors(cls: type[T]) -> type[T]:
+    """Wrap every public method of a store class so an escaping `sqlite3.Error` becomes a
+    `StoreError` of the project's tree: callers never see a library's exception."""
+    for name in dir(cls):
+        value = getattr(cls, name)
+        if name.startswith("_") or name in {"transaction", "mapped", "close"}:
+            continue
+        if inspect.isfunction(value):
+            setattr(cls, name, _guarded(value))
+    return cls
+
+
+def _guarded(method: Callable[..., T]) -> Callable[..., T]:
+    @functools.wraps(method)
+    def wrapper(self: StoreBase, *args: Any, **kwargs: Any) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise self.mapped(exc) from None
+
+    return wrapper

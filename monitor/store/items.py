@@ -1,0 +1,180 @@
+"""Items and their hits: what a cycle stores, what is already known, what a digest has not
+yet carried, full-text search and retention."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from monitor.clock import from_iso, iso
+from monitor.models import CycleOutcome, Evidence, Hit, Item, SearchResult, StoredHit
+from monitor.store.sources import SourceTable
+
+_UNDELIVERED = """
+    SELECT hits.id, hits.rule, hits.priority, hits.actors, hits.evidence, hits.created_at,
+           items.id, items.title, items.summary, items.content, items.url, items.published,
+           items.source,
+           (SELECT group_concat(source || '\x1e' || coalesce(url, ''), '\x1f')
+            FROM (SELECT source, url FROM item_sources
+                  WHERE item_sources.item_id = items.id ORDER BY seen_at, source))
+    FROM hits JOIN items ON items.id = hits.item_id
+    WHERE NOT EXISTS (SELECT 1 FROM digest_hits dh WHERE dh.name = ? AND dh.hit_id = hits.id)
+      AND hits.created_at >= ?
+    ORDER BY hits.created_at DESC, hits.id DESC
+"""
+_SEARCH = """
+    SELECT items.id, items.title, items.url, items.source, items.published,
+           snippet(items_fts, -1, '[', ']', ' … ', 12)
+    FROM items_fts JOIN items ON items.rowid = items_fts.rowid
+    WHERE items_fts MATCH ? ORDER BY rank LIMIT ?
+"""
+# Items old enough to go, except those whose hits went into a digest (sent or waiting).
+_DOOMED = """
+    CREATE TEMP TABLE doomed AS SELECT id FROM items
+    WHERE first_seen < ? AND id NOT IN (
+        SELECT hits.item_id FROM hits JOIN digest_hits ON digest_hits.hit_id = hits.id)
+"""
+
+
+class ItemTable(SourceTable):
+    def find_known(self, items: Sequence[Item]) -> dict[str, str]:
+        """For items already stored (same id, canonical URL or fingerprint): item id -> the
+        stored item's id. Items not in the result are new."""
+        known: dict[str, str] = {}
+        for column in ("id", "url", "fingerprint"):
+            # value -> the items carrying it, so a whole cycle's items cost one pass each
+            carriers: dict[str, list[Item]] = {}
+            for item in items:
+                if value := getattr(item, column):
+                    carriers.setdefault(value, []).append(item)
+            for chunk in _chunks(sorted(carriers), 500):
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT {column}, id FROM items WHERE {column} IN ({marks})"
+                for value, stored in self.conn.execute(sql, chunk):
+                    for item in carriers[value]:
+                        known.setdefault(item.id, stored)
+        return known
+
+    def save_cycles(
+        self,
+        saves: Sequence[tuple[CycleOutcome, datetime]],
+        now: datetime,
+        flag_after: int | None = None,
+    ) -> None:
+        """Store many sources' outcomes (each with its next check time) in one transaction:
+        one batched insert per table instead of a few per source. A source failing for
+        `flag_after` seconds or more is flagged."""
+        stamp = iso(now)
+        flag_before = iso(now - timedelta(seconds=flag_after)) if flag_after else None
+        new_items = [(o.source, i) for o, _ in saves for i in o.new_items]
+        seen = [(o.source, stored, i) for o, _ in saves for stored, i in o.also_seen]
+        with self.transaction():
+            self._insert("items", [{**vars(i), "first_seen": stamp} for _, i in new_items])
+            self._insert(
+                "item_sources",
+                [
+                    {"item_id": stored, "source": source, "url": i.url, "seen_at": stamp}
+                    for source, stored, i in [(s, i.id, i) for s, i in new_items] + seen
+                ],
+            )
+            self._insert(
+                "hits", [_hit_row(item_id, hit, stamp) for o, _ in saves for item_id, hit in o.hits]
+            )
+            for outcome, next_check in saves:
+                self._record_status(outcome, stamp, iso(next_check), flag_before)
+
+    def pruned_ids(self, ids: Iterable[str]) -> set[str]:
+        """Those of these item ids that were stored once and pruned since."""
+        found: set[str] = set()
+        for chunk in _chunks(sorted(set(ids)), 500):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT id FROM pruned_items WHERE id IN ({marks})"
+            found.update(r[0] for r in self.conn.execute(sql, chunk))
+        return found
+
+    def prune(self, before: datetime, now: datetime) -> int:
+        """Delete items first seen before `before`, with their hits and source links, except
+        items whose hits went into a digest (delivered or waiting to be). Their ids are kept
+        for a while, so a feed still listing an old story does not bring it back as new.
+        Returns how many items were deleted."""
+        cutoff = iso(before)
+        with self.transaction():
+            self.conn.execute("DROP TABLE IF EXISTS temp.doomed")
+            self.conn.execute(_DOOMED, [cutoff])
+            count = self.conn.execute("SELECT count(*) FROM temp.doomed").fetchone()[0]
+            self.conn.execute(
+                "INSERT OR IGNORE INTO pruned_items (id, pruned_at) SELECT id, ? FROM temp.doomed",
+                [iso(now)],
+            )
+            for table in ("hits", "item_sources"):
+                self.conn.execute(
+                    f"DELETE FROM {table} WHERE item_id IN (SELECT id FROM temp.doomed)"
+                )
+            self.conn.execute("DELETE FROM items WHERE id IN (SELECT id FROM temp.doomed)")
+            # A tombstone older than the retention age has done its job.
+            self.conn.execute("DELETE FROM pruned_items WHERE pruned_at < ?", [cutoff])
+            self.conn.execute("DROP TABLE temp.doomed")
+        return int(count)
+
+    def undelivered_hits(self, digest: str, since: datetime | None = None) -> list[StoredHit]:
+        """Hits not yet placed in any digest of this name, with their item, newest first;
+        with `since`, only hits stored from then on."""
+        rows = self.conn.execute(_UNDELIVERED, [digest, iso(since) if since else ""])
+        return [_stored_hit(row) for row in rows]
+
+    def search(self, query: str, limit: int = 20) -> list[SearchResult]:
+        """Full-text search; every word must occur (quoted, so FTS syntax cannot break it)."""
+        words = re.findall(r"\w+", query)
+        if not words:
+            return []
+        match = " ".join(f'"{w}"' for w in words)
+        return [SearchResult(*row) for row in self.conn.execute(_SEARCH, [match, limit])]
+
+    def counts(self) -> dict[str, int]:
+        return {
+            t: self.conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            for t in ("sources", "items", "hits", "digests")
+        }
+
+
+def _stored_hit(row: tuple[Any, ...]) -> StoredHit:
+    (hit_id, rule, priority, actors, evidence, created, item_id, title, summary, content, url,
+     published, source, carriers) = row  # fmt: skip
+    # every source that carried the story, with the address it gave it; first seen first
+    links = [tuple(p.split("\x1e", 1)) for p in (carriers or "").split("\x1f") if p]
+    links.sort(key=lambda link: link[0] != source)
+    return StoredHit(
+        hit_id=hit_id,
+        rule=rule,
+        priority=priority,
+        actors=tuple(json.loads(actors or "[]")),
+        evidence=tuple(Evidence(**e) for e in json.loads(evidence or "[]")),
+        created_at=from_iso(created),
+        item_id=item_id,
+        title=title or "",
+        summary=summary or "",
+        content=content or "",
+        url=url or "",
+        published=published or "",
+        source=source,
+        source_links=tuple((n, u) for n, u in links) or ((source, url or ""),),
+    )
+
+
+def _hit_row(item_id: str, hit: Hit, stamp: str) -> dict[str, Any]:
+    return {
+        "item_id": item_id,
+        "rule": hit.rule,
+        "priority": hit.priority,
+        "actors": json.dumps(list(hit.actors)),
+        "evidence": json.dumps([vars(e) for e in hit.evidence], ensure_ascii=False),
+        "created_at": stamp,
+    }
+
+
+def _chunks(values: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]

@@ -1,0 +1,150 @@
+"""The outbox: recorded digests and alerts, the hits each claimed, and every delivery attempt.
+
+A message is recorded together with its hits' claims in one transaction, then leased for each
+delivery attempt, then marked sent or failed. The claims are the guard against sending a hit
+twice: a hit goes into at most one message of each name."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from monitor.clock import from_iso, iso, maybe_iso
+from monitor.models import DigestHistory, OutboxMessage
+from monitor.store.base import AlreadyClaimed, StoreBase
+
+_COLUMNS = """id, name, created_at, subject, message_id, recipients, status, attempts,
+    next_attempt, last_error, sent_at,
+    (SELECT count(*) FROM digest_hits WHERE digest_id = digests.id)"""
+
+
+class OutboxTable(StoreBase):
+    def record_digest(
+        self,
+        name: str,
+        subject: str,
+        message_id: str,
+        recipients: Sequence[str],
+        message: bytes,
+        hit_ids: Sequence[int],
+        now: datetime,
+    ) -> int:
+        """Record a built digest and claim its hits, in one transaction: from here on the
+        hits belong to this digest, whether it is sent now or after a restart. Raises
+        AlreadyClaimed (recording nothing) when another run claimed one of the hits first."""
+        row = {
+            "name": name,
+            "created_at": iso(now),
+            "subject": subject,
+            "message_id": message_id,
+            "recipients": json.dumps(list(recipients)),
+            "message": message,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt": iso(now),
+        }
+        sql = f"INSERT INTO digests ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})"
+        try:
+            with self.transaction():
+                digest_id = int(self.conn.execute(sql, list(row.values())).lastrowid or 0)
+                self.conn.executemany(
+                    "INSERT INTO digest_hits (digest_id, hit_id, name) VALUES (?, ?, ?)",
+                    [(digest_id, h, name) for h in hit_ids],
+                )
+        except sqlite3.IntegrityError as exc:
+            raise AlreadyClaimed(f"digest {name}: hits already claimed by another run") from exc
+        return digest_id
+
+    def pending_digests(self, now: datetime) -> list[OutboxMessage]:
+        """Messages due for a delivery attempt, oldest first, with their bytes."""
+        sql = f"""SELECT {_COLUMNS}, message FROM digests
+                  WHERE status = 'pending' AND next_attempt <= ? ORDER BY id"""
+        return [_message(row) for row in self.conn.execute(sql, [iso(now)])]
+
+    def lease_digest(self, digest_id: int, now: datetime, until: datetime) -> bool:
+        """Take a pending digest for one delivery attempt until `until`; False when another
+        process or thread took it first. A crash mid-attempt leaves it pending, so it is tried
+        again once the lease runs out."""
+        with self.transaction():
+            cursor = self.conn.execute(
+                "UPDATE digests SET next_attempt = ? "
+                "WHERE id = ? AND status = 'pending' AND next_attempt <= ?",
+                [iso(until), digest_id, iso(now)],
+            )
+        return cursor.rowcount == 1
+
+    def mark_sent(self, digest_id: int, now: datetime, detail: str = "") -> None:
+        with self.transaction():
+            self.conn.execute(
+                "UPDATE digests SET status = 'sent', sent_at = ?, attempts = attempts + 1, "
+                "last_error = NULL WHERE id = ?",
+                [iso(now), digest_id],
+            )
+            self._log_delivery(digest_id, now, "sent", detail)
+
+    def mark_failed(
+        self, digest_id: int, now: datetime, error: str, retry_at: datetime | None
+    ) -> None:
+        """A failed attempt: retried at `retry_at`, or given up for good when it is None."""
+        status = "pending" if retry_at else "failed"
+        with self.transaction():
+            self.conn.execute(
+                "UPDATE digests SET status = ?, attempts = attempts + 1, last_error = ?, "
+                "next_attempt = ? WHERE id = ?",
+                [status, error, iso(retry_at) if retry_at else None, digest_id],
+            )
+            self._log_delivery(digest_id, now, "retry" if retry_at else "failed", error)
+
+    def digest_times(self, name: str, since: datetime) -> list[datetime]:
+        """When digests of this name were recorded from `since` on, oldest first."""
+        sql = "SELECT created_at FROM digests WHERE name = ? AND created_at >= ? ORDER BY 1"
+        return [from_iso(r[0]) for r in self.conn.execute(sql, [name, iso(since)])]
+
+    def outbox_messages(self, status: str, limit: int = 20) -> list[OutboxMessage]:
+        """The newest messages in this state (without their bytes)."""
+        sql = f"SELECT {_COLUMNS} FROM digests WHERE status = ? ORDER BY id DESC LIMIT ?"
+        return [_message(row) for row in self.conn.execute(sql, [status, limit])]
+
+    def outbox_state(self) -> dict[str, int]:
+        """Messages by delivery status: pending (waiting or retrying), failed, sent."""
+        counts = {"pending": 0, "failed": 0, "sent": 0}
+        counts |= dict(self.conn.execute("SELECT status, count(*) FROM digests GROUP BY status"))
+        return counts
+
+    def last_sent(self) -> list[DigestHistory]:
+        """Per digest name, when it was last recorded and last delivered."""
+        sql = """SELECT name, max(created_at), max(CASE WHEN status = 'sent' THEN sent_at END)
+                 FROM digests GROUP BY name ORDER BY name"""
+        return [
+            DigestHistory(name, maybe_iso(built), maybe_iso(sent))
+            for name, built, sent in self.conn.execute(sql)
+        ]
+
+    def _log_delivery(self, digest_id: int, now: datetime, outcome: str, detail: str) -> None:
+        self.conn.execute(
+            "INSERT INTO deliveries (digest_id, attempted_at, outcome, detail) VALUES (?,?,?,?)",
+            [digest_id, iso(now), outcome, detail],
+        )
+
+
+def _message(row: tuple[Any, ...]) -> OutboxMessage:
+    (id_, name, created, subject, message_id, recipients, status, attempts, next_attempt,
+     last_error, sent_at, hits, *message) = row  # fmt: skip
+    return OutboxMessage(
+        id=id_,
+        name=name,
+        created_at=from_iso(created),
+        subject=subject or "",
+        message_id=message_id or "",
+        recipients=tuple(json.loads(recipients or "[]")),
+        status=status,
+        attempts=attempts or 0,
+        next_attempt=maybe_iso(next_attempt),
+        last_error=last_error,
+        sent_at=maybe_iso(sent_at),
+        hits=hits,
+        message=message[0] if message else b"",
+    )

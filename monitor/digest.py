@@ -178,9 +178,7 @@ def collect(
         for entry in section.entries:
             if entry.hit is not None:
                 entry.snippet = snippet(entry.hit, entry.evidence)
-    failing = [
-        s for s in store.failing_sources() if source_names is None or s.name in source_names
-    ]
+    failing = [s for s in store.failing_sources() if source_names is None or s.name in source_names]
     result = Digest(
         settings=digest,
         subject="",

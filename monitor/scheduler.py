@@ -20,6 +20,7 @@ from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.alerts import queue_alert
@@ -35,6 +36,7 @@ from monitor.store import InstanceLock, open_store
 
 log = logging.getLogger(__name__)
 DEFAULT_TICK_SECONDS = 30
+DIGEST_RETRY = timedelta(minutes=1)  # a digest the database refused is tried again this soon
 
 
 class Daemon:
@@ -102,10 +104,23 @@ class Daemon:
         self.metrics.tick_seconds.set(self.last_tick - started)
 
     def digest(self, config: DigestSettings) -> None:
+        """Send one digest now. If the database stays locked past the busy timeout, the
+        digest is tried again a minute later rather than waiting for its next cron time."""
         with self._lock:
             ruleset, settings = self.rules.ruleset, self.settings
-        with open_store(settings) as store:
-            send_digests(settings, store, ruleset, [config.name])
+        try:
+            with open_store(settings) as store:
+                send_digests(settings, store, ruleset, [config.name])
+        except StoreError as exc:
+            retry = utcnow() + DIGEST_RETRY
+            log.error("digest %s not sent, trying again at %s: %s", config.name, retry, exc)
+            self.scheduler.add_job(
+                self._guarded,
+                DateTrigger(run_date=retry),
+                args=[self.digest, config],
+                id=f"retry:{config.name}",
+                replace_existing=True,
+            )
 
     def prune(self, now: datetime | None = None) -> int:
         """Delete items older than the retention age (items in digests are kept)."""

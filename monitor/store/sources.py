@@ -96,7 +96,6 @@ class SourceTable(StoreBase):
         )
         return items, hits
 
-
     def _record_status(
         self, outcome: CycleOutcome, stamp: str, next_check: str, flag_before: str | None = None
     ) -> None:

@@ -213,7 +213,7 @@ def digest(ctx: click.Context, dry_run: bool, preview: str | None, names: tuple[
     ruleset = RuleWatcher(settings.rules).ruleset
     with open_store(settings) as store:
         if dry_run:
-            built = prepare(settings, store, ruleset, list(names) or None)
+            built = prepare(settings, store, ruleset, list(names) or None, dry_run=True)
             for message in built:
                 click.echo(f"To: {', '.join(message.digest.settings.to)}")
                 click.echo(f"Subject: {message.digest.subject}\n")
@@ -222,11 +222,26 @@ def digest(ctx: click.Context, dry_run: bool, preview: str | None, names: tuple[
             built = send_digests(settings, store, ruleset, list(names) or None)
             for message in built:
                 click.echo(f"{message.digest.settings.name}: {message.digest.subject}")
+            undelivered = _undelivered(store, built)
     if preview and built:
         Path(preview).write_text(built[0].html, encoding="utf-8")
         click.echo(f"HTML preview written to {preview}")
     if not built:
         click.echo("nothing new to send")
+    if not dry_run and undelivered:
+        sys.exit(1)
+
+
+def _undelivered(store: Any, built: list[Any]) -> list[str]:
+    """Say which of the messages just built did not go out (they stay in the outbox)."""
+    states = store.message_states([b.message_id for b in built]) if built else {}
+    failed = [b for b in built if states.get(b.message_id, "sent") != "sent"]
+    for message in failed:
+        state = states[message.message_id]
+        click.echo(
+            f"not delivered ({state}): {message.digest.subject}; see `monitor outbox`", err=True
+        )
+    return [b.message_id for b in failed]
 
 
 @main.command()
@@ -247,6 +262,7 @@ def alerts(ctx: click.Context, dry_run: bool, no_wait: bool) -> None:
     with open_store(settings) as store:
         run = check_alert if dry_run else send_alerts
         check = run(settings, store, ruleset, wait=not no_wait)
+        undelivered = [] if dry_run or check.built is None else _undelivered(store, [check.built])
     if check.built is None:
         later = (
             f" (next chance {check.next_check:%Y-%m-%d %H:%M:%S} UTC)" if check.next_check else ""
@@ -258,6 +274,65 @@ def alerts(ctx: click.Context, dry_run: bool, no_wait: bool) -> None:
         click.echo(check.built.text)
     else:
         click.echo(f"alert: {check.built.digest.subject}")
+    if undelivered:
+        sys.exit(1)
+
+
+@main.group(invoke_without_command=True)
+@click.option(
+    "--state",
+    type=click.Choice(["pending", "sending", "sent", "failed"]),
+    default=None,
+    help="Only messages in this state.",
+)
+@click.option("--limit", default=20, show_default=True)
+@click.pass_context
+@clean_errors
+def outbox(ctx: click.Context, state: str | None, limit: int) -> None:
+    """Recorded digests and alerts, newest first: state, attempts, last error.
+    `outbox retry ID...` (or `--failed`) offers failed messages for delivery again."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from monitor.clock import iso, utcnow
+    from monitor.store import open_store
+
+    now = utcnow()
+    with open_store(_settings(ctx)) as store:
+        stored = "pending" if state == "sending" else state
+        messages = [m for m in store.outbox_messages(stored, limit) if not state
+                    or m.state(now) == state]  # fmt: skip
+    click.echo(f"{'ID':>5} {'STATE':8} {'CREATED':20} {'HITS':>4} {'TRIES':>5}  NAME: SUBJECT")
+    for m in messages:
+        click.echo(
+            f"{m.id:>5} {m.state(now):8} {iso(m.created_at):20} {m.hits:>4} {m.attempts:>5}  "
+            f"{m.name}: {m.subject}"
+        )
+        if m.last_error and m.status != "sent":
+            click.echo(f"{'':>6}last error: {m.last_error}")
+    click.echo(f"{len(messages)} message(s)")
+
+
+@outbox.command("retry")
+@click.argument("ids", nargs=-1, type=int)
+@click.option("--failed", "all_failed", is_flag=True, help="Every failed message.")
+@click.pass_context
+@clean_errors
+def outbox_retry(ctx: click.Context, ids: tuple[int, ...], all_failed: bool) -> None:
+    """Offer failed messages for delivery again; the service (or `monitor digest`) sends
+    them on its next run."""
+    from monitor.clock import utcnow
+    from monitor.store import open_store
+
+    if not ids and not all_failed:
+        raise click.UsageError("give message ids (see `monitor outbox`) or --failed")
+    with open_store(_settings(ctx)) as store:
+        offered = store.requeue(ids, failed=all_failed, now=utcnow())
+    missing = sorted(set(ids) - set(offered))
+    for number in missing:
+        click.echo(f"#{number}: no failed message with this id", err=True)
+    click.echo(f"{len(offered)} message(s) offered again: {', '.join(map(str, offered)) or '-'}")
+    if missing:
+        sys.exit(1)
 
 
 @main.command()

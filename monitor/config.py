@@ -12,6 +12,7 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -103,9 +104,16 @@ class DigestSettings:
     send_empty: bool = False
     group_by: str = "rule"  # rule | actor
     max_stories: int = 200  # listed in one message; the rest are counted, not listed
+    catch_up: int = 43200  # seconds: a run missed while the service was down is sent this late
+    backfill: int = 0  # seconds of hits before its first run that a new digest includes
 
     def trigger(self) -> CronTrigger:
         return CronTrigger.from_crontab(self.schedule, timezone=ZoneInfo(self.timezone))
+
+    def first_hits(self, seen: datetime) -> datetime:
+        """Where the hits of this digest begin when it is first seen: then, or `backfill`
+        before (a digest added to a running watch does not mail the whole history)."""
+        return seen - timedelta(seconds=self.backfill)
 
 
 @dataclass(frozen=True)
@@ -399,6 +407,8 @@ class _Reader:
             "send_empty",
             "group_by",
             "max_stories",
+            "catch_up",
+            "backfill",
         }
         self.check_keys(data, allowed, where)
         name = self.get(data, "name", where, str, "")
@@ -418,6 +428,8 @@ class _Reader:
             send_empty=self.get(data, "send_empty", where, bool, False),
             group_by=self.get(data, "group_by", where, str, "rule"),
             max_stories=self.get(data, "max_stories", where, int, 200),
+            catch_up=self.duration(data, "catch_up", where, 43200, zero=True),
+            backfill=self.duration(data, "backfill", where, 0, zero=True),
         )
         if digest.max_stories < 1:
             raise self.fail(f"{where}.max_stories", "expected a whole number of at least 1")

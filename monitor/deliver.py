@@ -14,6 +14,8 @@ import os
 import re
 import smtplib
 import ssl
+import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import getaddresses
@@ -23,7 +25,7 @@ from typing import Protocol
 from monitor.clock import utcnow
 from monitor.config import Settings, SmtpSettings
 from monitor.digest import BuiltMessage, prepare, record
-from monitor.errors import DeliveryError, PermanentDeliveryError
+from monitor.errors import DeliveryError, PermanentDeliveryError, StoreError
 from monitor.models import DigestHistory, OutboxMessage
 from monitor.rules import RuleSet
 from monitor.store import Store
@@ -32,6 +34,11 @@ log = logging.getLogger(__name__)
 # How long one delivery attempt may hold a message: another process or thread leaves it alone
 # meanwhile, and after a crash mid-attempt it is retried once this has passed.
 LEASE = timedelta(minutes=10)
+ABANDON_AFTER = 3.0  # seconds an attempt in flight may still take once shutdown began
+MARK_SENT_TRIES = 5
+# Messages this process handed to the server whose "sent" could not be written yet: never
+# sent again by this process, only recorded. (database path, message id) -> where it went
+_ACCEPTED: dict[tuple[str, int], str] = {}
 
 
 class Deliverer(Protocol):
@@ -46,11 +53,13 @@ class OutboxDeliverer:
         self.folder = folder
 
     def send(self, message: bytes, recipients: list[str], message_id: str) -> str:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        if self.folder.exists() and not self.folder.is_dir():
+            raise PermanentDeliveryError(f"outbox {self.folder} is a file, not a folder")
         name = re.sub(r"[^\w.@-]", "", message_id) or "message"
         target = self.folder / f"{name}.eml"
         temp = target.with_suffix(".tmp")
         try:
+            self.folder.mkdir(parents=True, exist_ok=True)
             temp.write_bytes(message)
             os.replace(temp, target)
         except OSError as exc:
@@ -123,35 +132,105 @@ def deliverer_for(settings: Settings) -> Deliverer:
     return OutboxDeliverer(settings.outbox)
 
 
-def deliver_pending(store: Store, deliverer: Deliverer, now: datetime | None = None) -> int:
-    """Try every digest that is due for (re)delivery; return how many went out."""
+def deliver_pending(
+    store: Store,
+    deliverer: Deliverer,
+    now: datetime | None = None,
+    stop: threading.Event | None = None,
+) -> int:
+    """Try every message that is due for (re)delivery; return how many went out. With
+    `stop`, an attempt still in flight when it is set is abandoned (the message stays
+    pending and is due again at once)."""
     sent = 0
     now = now or utcnow()
     for message in store.pending_digests(now):
+        if stop is not None and stop.is_set():
+            break
         # the lease runs on the wall clock: it guards against other live processes
         if not store.lease_digest(message.id, now, max(now, utcnow()) + LEASE):
             continue  # another process or thread is sending it right now
-        name, number = message.name, message.id
-        try:
-            where = deliverer.send(message.message, list(message.recipients), message.message_id)
-        except PermanentDeliveryError as exc:
-            store.mark_failed(number, utcnow(), str(exc), None)
-            log.error("digest %s #%d: delivery failed for good: %s", name, number, exc)
-        except DeliveryError as exc:
-            retry_at = max(now, utcnow()) + backoff(message.attempts)
-            store.mark_failed(number, utcnow(), str(exc), retry_at)
-            log.warning(
-                "digest %s #%d: delivery failed, retry at %s: %s",
-                name,
-                number,
-                retry_at.strftime("%H:%M:%S"),
-                exc,
-            )
-        else:
-            store.mark_sent(number, utcnow(), where)
-            log.info("digest %s #%d: delivered to %s", name, number, where)
+        if _attempt(store, deliverer, message, now, stop):
             sent += 1
     return sent
+
+
+def _attempt(
+    store: Store,
+    deliverer: Deliverer,
+    message: OutboxMessage,
+    now: datetime,
+    stop: threading.Event | None,
+) -> bool:
+    """One delivery attempt of a leased message, its outcome written down; True if sent."""
+    name, number = message.name, message.id
+    key = (str(store.path), number)
+    try:
+        if key in _ACCEPTED:  # the server has it; only the record of that was missing
+            where = _ACCEPTED[key]
+        else:
+            where = _send(deliverer, message, stop)
+            if where is None:
+                store.release_lease(number)
+                log.warning("digest %s #%d: delivery abandoned for shutdown", name, number)
+                return False
+    except PermanentDeliveryError as exc:
+        store.mark_failed(number, utcnow(), str(exc), None)
+        log.error("digest %s #%d: delivery failed for good: %s", name, number, exc)
+        return False
+    except DeliveryError as exc:
+        retry_at = max(now, utcnow()) + backoff(message.attempts)
+        store.mark_failed(number, utcnow(), str(exc), retry_at)
+        log.warning("digest %s #%d: delivery failed, retry at %s: %s", name, number,
+                    retry_at.strftime("%H:%M:%S"), exc)  # fmt: skip
+        return False
+    _ACCEPTED[key] = where
+    _record_sent(store, number, where)
+    del _ACCEPTED[key]
+    log.info("digest %s #%d: delivered to %s", name, number, where)
+    return True
+
+
+def _send(deliverer: Deliverer, message: OutboxMessage, stop: threading.Event | None) -> str | None:
+    """Send in a thread of its own, so a shutdown need not wait for a slow server: None when
+    `stop` was set and the attempt did not end within ABANDON_AFTER. The process is about to
+    exit then, which drops the connection before the server could accept the message."""
+    if stop is None:
+        return deliverer.send(message.message, list(message.recipients), message.message_id)
+    outcome: list[str | BaseException] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome.append(
+                deliverer.send(message.message, list(message.recipients), message.message_id)
+            )
+        except BaseException as exc:  # handed to the caller's thread below
+            outcome.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name=f"deliver-{message.id}", daemon=True).start()
+    while not done.wait(0.1):
+        if stop.is_set() and not done.wait(ABANDON_AFTER):
+            return None
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]
+
+
+def _record_sent(store: Store, number: int, where: str) -> None:
+    """Write down that the server accepted a message, retrying while the database is locked:
+    until this is written, the message counts as unsent and would go again."""
+    for attempt in range(MARK_SENT_TRIES):
+        try:
+            store.mark_sent(number, utcnow(), where)
+            return
+        except StoreError as exc:
+            if attempt == MARK_SENT_TRIES - 1:
+                log.error("message #%d was delivered but could not be recorded as sent (%s); "
+                          "this process will not send it again", number, exc)  # fmt: skip
+                raise
+            time.sleep(min(30.0, 0.5 * 2**attempt))
 
 
 def send_digests(
@@ -160,6 +239,7 @@ def send_digests(
     ruleset: RuleSet | None,
     names: list[str] | None = None,
     now: datetime | None = None,
+    stop: threading.Event | None = None,
 ) -> list[BuiltMessage]:
     """Build, record and deliver the configured digests that have news; retry earlier ones."""
     built = prepare(settings, store, ruleset, names, now)
@@ -173,7 +253,7 @@ def send_digests(
             digest_id,
             len(message.digest.hit_ids),
         )
-    deliver_pending(store, deliverer_for(settings), now)
+    deliver_pending(store, deliverer_for(settings), now, stop)
     return built
 
 

@@ -162,12 +162,14 @@ def collect(
     source_names: set[str] | None = None,
     hits: list[StoredHit] | None = None,
     kind: str = "digest",
+    since: datetime | None = None,
 ) -> Digest:
     """The digest as it would go out now: its hits not yet sent in a digest of this name
-    (or the `hits` given), and the configured sources that are failing."""
+    (or the `hits` given; with `since`, only hits stored from then on), and the configured
+    sources that are failing."""
     now = now or utcnow()
     if hits is None:
-        hits = store.undelivered_hits(digest.name)
+        hits = store.undelivered_hits(digest.name, since)
     rows = [h for h in hits if selects(digest, h.rule, ruleset)]
     actor_names = {a.id: a.name for a in ruleset.actors.values()} if ruleset else {}
     sections = _sections(rows, ruleset, ZoneInfo(digest.timezone), actor_names, digest.group_by)
@@ -434,14 +436,18 @@ def prepare(
     ruleset: RuleSet | None,
     names: list[str] | None = None,
     now: datetime | None = None,
+    dry_run: bool = False,
 ) -> list[BuiltMessage]:
-    """Build every configured digest (or those named) that has something to send."""
+    """Build every configured digest (or those named) that has something to send. A digest
+    built for the first time starts from now, or `backfill` before (a dry run only looks)."""
     built = []
     source_names = {s.name for s in settings.sources}
+    moment = now or utcnow()
     for config in settings.digests:
         if names and config.name not in names:
             continue
-        digest = collect(store, config, ruleset, now, source_names=source_names)
+        since = store.digest_start(config.name, config.first_hits(moment), not dry_run)
+        digest = collect(store, config, ruleset, now, source_names=source_names, since=since)
         if digest.empty and not config.send_empty:
             log.info("digest %s: nothing new, not sent", config.name)
             continue

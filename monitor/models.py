@@ -214,8 +214,15 @@ class OutboxMessage:
     next_attempt: datetime | None
     last_error: str | None
     sent_at: datetime | None
+    leased_until: datetime | None = None  # a delivery attempt holds it until then
     hits: int = 0
     message: bytes = field(default=b"", repr=False)
+
+    def state(self, now: datetime) -> str:
+        """pending | sending | sent | failed, as the operator thinks of it."""
+        if self.status == "pending" and self.leased_until and self.leased_until > now:
+            return "sending"
+        return self.status
 
 
 @dataclass(frozen=True)

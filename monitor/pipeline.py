@@ -115,7 +115,7 @@ def poll(
     in worker processes (one is started for this cycle if needed and none is given); when
     `stop` is set mid-cycle, the cycle is abandoned and nothing of it is stored."""
     sources = list(settings.sources if sources is None else sources)
-    store.sync_sources(settings.sources)
+    sync_config(settings, store, now or utcnow())
     states = store.fetch_states()
     requests = [source_request(s, states.get(s.name, FetchState())) for s in sources]
     own_pool = None
@@ -165,6 +165,12 @@ def poll(
         t3 - t2,
     )
     return reports
+
+
+def sync_config(settings: Settings, store: Store, now: datetime) -> None:
+    """Bring the configured sources and digests into the database (writes only changes)."""
+    store.sync_sources(settings.sources)
+    store.sync_digests([(d.name, d.first_hits(now)) for d in settings.digests])
 
 
 def next_delay(

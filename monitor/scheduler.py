@@ -11,6 +11,7 @@ lock file next to it turns a second `monitor run` away."""
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -31,8 +32,8 @@ from monitor.errors import ConfigError, MonitorError, RuleError, StoreError
 from monitor.fetch import Politeness
 from monitor.health import HealthServer, Metrics, max_tick_age, record_heartbeat
 from monitor.match import RuleWatcher
-from monitor.pipeline import ParsePool, poll
-from monitor.store import InstanceLock, open_store
+from monitor.pipeline import ParsePool, poll, sync_config
+from monitor.store import InstanceLock, StoreLocked, open_store
 
 log = logging.getLogger(__name__)
 DEFAULT_TICK_SECONDS = 30
@@ -77,7 +78,7 @@ class Daemon:
             engine, ruleset, settings = self.rules.engine, self.rules.ruleset, self.settings
         started = time.monotonic()
         with open_store(settings) as store:
-            store.sync_sources(settings.sources)
+            sync_config(settings, store, now or utcnow())
             names = set(store.due_sources((s.name for s in settings.sources), now or utcnow()))
             due = [s for s in settings.sources if s.name in names]
             if due:
@@ -95,7 +96,7 @@ class Daemon:
             if settings.alerts is not None and not self.stopping.is_set():
                 queue_alert(settings, store, ruleset, now)
             if not self.stopping.is_set():
-                deliver_pending(store, deliverer_for(settings), now)
+                deliver_pending(store, deliverer_for(settings), now, self.stopping)
             record_heartbeat(store, self.tick_seconds, settings.fetch.timeout, utcnow())
             self.metrics.observe_store(store.source_statuses(), store.outbox_state())
         self.last_tick = time.monotonic()
@@ -110,7 +111,8 @@ class Daemon:
             ruleset, settings = self.rules.ruleset, self.settings
         try:
             with open_store(settings) as store:
-                send_digests(settings, store, ruleset, [config.name])
+                send_digests(settings, store, ruleset, [config.name], stop=self.stopping)
+                store.record_digest_run(config.name, utcnow())
         except StoreError as exc:
             retry = utcnow() + DIGEST_RETRY
             log.error("digest %s not sent, trying again at %s: %s", config.name, retry, exc)
@@ -213,6 +215,42 @@ class Daemon:
             id="retention",
         )
 
+    def _catch_up(self, now: datetime | None = None) -> None:
+        """Send, once, each digest whose scheduled time passed while the service was down
+        (at most its `catch_up` ago; older misses wait for the next run)."""
+        now = now or utcnow()
+        with open_store(self.settings) as store:
+            last_runs = {d.name: store.last_digest_run(d.name) for d in self.settings.digests}
+        for config in self.settings.digests:
+            missed = missed_run(config, last_runs[config.name], now)
+            if missed is None:
+                continue
+            log.info("digest %s: the run due at %s was missed; sending it now", config.name,
+                     missed.isoformat())  # fmt: skip
+            self.scheduler.add_job(
+                self._guarded,
+                DateTrigger(run_date=now),
+                args=[self.digest, config],
+                id=f"catch-up:{config.name}",
+                replace_existing=True,
+            )
+
+    def _check_storage(self, lock: InstanceLock) -> None:
+        """Take the instance lock and prove the database and outbox writable before the
+        first tick, so a wrong path stops the service with one clear line."""
+        try:
+            lock.acquire()
+            with open_store(self.settings) as store:
+                store.record_heartbeat(utcnow(), self.tick_seconds, self.settings.fetch.timeout)
+        except StoreError as exc:
+            lock.release()
+            raise _unusable(exc) from None
+        outbox = self.settings.outbox
+        if self.settings.smtp is None and not _writable_folder(outbox):
+            lock.release()
+            raise ConfigError(f"{self.settings.path}: monitor.outbox: {outbox} is not a folder "
+                              "this service can write")  # fmt: skip
+
     def start_health(self) -> None:
         """Serve /healthz and /metrics, if an address is configured."""
         if self.health_address is None or self.health is not None:
@@ -234,6 +272,7 @@ class Daemon:
             next_run_time=utcnow(),
         )
         self._schedule()
+        self._catch_up()
         self.scheduler.start()
         log.info(
             "monitor running: %d sources, %d rules, tick every %ds, database %s",
@@ -258,7 +297,7 @@ class Daemon:
         """Start, block until SIGINT/SIGTERM, then stop cleanly. SIGHUP reloads the config
         and rules. Refuses to start while another service holds this database."""
         lock = InstanceLock(self.settings.database)
-        lock.acquire()
+        self._check_storage(lock)
         try:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, lambda *_: self.stopping.set())
@@ -274,6 +313,39 @@ class Daemon:
                 self.stop()
         finally:
             lock.release()
+
+
+def _unusable(exc: StoreError) -> MonitorError:
+    """A database, lock file or outbox the service cannot use at start is a configuration
+    problem (exit 2, which the systemd unit does not restart); a lock held by another
+    process or another service on the database is not."""
+    if isinstance(exc, StoreLocked) or "already running" in str(exc):
+        return exc
+    return ConfigError(str(exc))
+
+
+def missed_run(config: DigestSettings, last_run: datetime | None, now: datetime) -> datetime | None:
+    """The latest scheduled time of this digest after `last_run` and no later than now, if
+    it lies within the digest's `catch_up` grace; None when nothing is to be caught up (or
+    the digest never ran: a new digest waits for its first scheduled time)."""
+    if last_run is None or not config.catch_up:
+        return None
+    trigger = config.trigger()
+    start = max(last_run, now - timedelta(seconds=config.catch_up)) + timedelta(seconds=1)
+    found = None
+    moment = trigger.get_next_fire_time(None, start)
+    while moment is not None and moment <= now:
+        found = moment
+        moment = trigger.get_next_fire_time(moment, moment + timedelta(seconds=1))
+    return found
+
+
+def _writable_folder(folder: Path) -> bool:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return folder.is_dir() and os.access(folder, os.W_OK)
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:

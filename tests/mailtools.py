@@ -15,6 +15,7 @@ from conftest import TEST_RULES, SmtpServer, write_config
 from monitor.config import Settings, load_settings
 from monitor.match import Engine
 from monitor.models import CycleOutcome, Item, Source
+from monitor.pipeline import sync_config
 from monitor.rules import load_rules
 from monitor.store import Store
 
@@ -26,8 +27,12 @@ ENGINE = Engine(RULES)
 def settings_for(
     folder: Path, smtp: SmtpServer | None = None, extra: str = "", sources: list | None = None
 ) -> Settings:
-    """Settings from a monitor.toml; `extra` is TOML for [[digests]] and [alerts]."""
-    return load_settings(write_config(folder, sources or [], smtp=smtp, digest=extra))
+    """Settings from a monitor.toml; `extra` is TOML for [[digests]] and [alerts]. Its
+    digests count as configured since the day before T0, as if a service had been running."""
+    settings = load_settings(write_config(folder, sources or [], smtp=smtp, digest=extra))
+    with Store(settings.database) as store:
+        sync_config(settings, store, T0 - timedelta(days=1))
+    return settings
 
 
 def add_story(

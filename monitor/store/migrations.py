@@ -123,7 +123,21 @@ def _add_service_state(db: Database) -> None:
     db["pruned_items"].create_index(["pruned_at"])
 
 
-MIGRATIONS: list[Callable[[Database], None]] = [_v1, _add_service_state]
+def _add_digest_runs(db: Database) -> None:
+    """When each digest began (a new one does not send the whole history) and last ran on
+    its schedule (a run missed while the service was down is caught up); a delivery lease
+    of its own, so a message being sent shows as `sending`."""
+    db["digest_runs"].create({"name": str, "starts_at": str, "last_run": str}, pk="name")
+    db["digests"].add_column("leased_until", str)
+    # Digests that already went out keep receiving every hit they have not carried yet.
+    db.execute(
+        "INSERT INTO digest_runs (name, starts_at, last_run) "
+        "SELECT name, '', max(created_at) FROM digests WHERE name NOT LIKE 'alert:%' "
+        "GROUP BY name"
+    )
+
+
+MIGRATIONS: list[Callable[[Database], None]] = [_v1, _add_service_state, _add_digest_runs]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

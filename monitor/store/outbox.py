@@ -17,8 +17,10 @@ from monitor.models import DigestHistory, OutboxMessage
 from monitor.store.base import AlreadyClaimed, StoreBase
 
 _COLUMNS = """id, name, created_at, subject, message_id, recipients, status, attempts,
-    next_attempt, last_error, sent_at,
+    next_attempt, last_error, sent_at, leased_until,
     (SELECT count(*) FROM digest_hits WHERE digest_id = digests.id)"""
+_DUE = """status = 'pending' AND next_attempt <= ?
+    AND (leased_until IS NULL OR leased_until <= ?)"""
 
 
 class OutboxTable(StoreBase):
@@ -60,9 +62,8 @@ class OutboxTable(StoreBase):
 
     def pending_digests(self, now: datetime) -> list[OutboxMessage]:
         """Messages due for a delivery attempt, oldest first, with their bytes."""
-        sql = f"""SELECT {_COLUMNS}, message FROM digests
-                  WHERE status = 'pending' AND next_attempt <= ? ORDER BY id"""
-        return [_message(row) for row in self.conn.execute(sql, [iso(now)])]
+        sql = f"SELECT {_COLUMNS}, message FROM digests WHERE {_DUE} ORDER BY id"
+        return [_message(row) for row in self.conn.execute(sql, [iso(now), iso(now)])]
 
     def lease_digest(self, digest_id: int, now: datetime, until: datetime) -> bool:
         """Take a pending digest for one delivery attempt until `until`; False when another
@@ -70,17 +71,42 @@ class OutboxTable(StoreBase):
         again once the lease runs out."""
         with self.transaction():
             cursor = self.conn.execute(
-                "UPDATE digests SET next_attempt = ? "
-                "WHERE id = ? AND status = 'pending' AND next_attempt <= ?",
-                [iso(until), digest_id, iso(now)],
+                f"UPDATE digests SET leased_until = ? WHERE id = ? AND {_DUE}",
+                [iso(until), digest_id, iso(now), iso(now)],
             )
         return cursor.rowcount == 1
+
+    def release_lease(self, digest_id: int) -> None:
+        """An attempt abandoned before the server accepted the message: due again at once."""
+        with self.transaction():
+            self.conn.execute("UPDATE digests SET leased_until = NULL WHERE id = ?", [digest_id])
+
+    def requeue(self, ids: Sequence[int] = (), failed: bool = False, now: datetime | None = None
+                ) -> list[int]:  # fmt: skip
+        """Offer failed messages (these ids, or with `failed` every failed one) for delivery
+        again, as new: their attempts start over. Returns the ids re-offered."""
+        where = "status = 'failed'" + ("" if failed else f" AND id IN ({','.join('?' * len(ids))})")
+        stamp = iso(now) if now else None
+        with self.transaction():
+            params = [] if failed else list(ids)
+            found = [
+                r[0] for r in self.conn.execute(f"SELECT id FROM digests WHERE {where}", params)
+            ]
+            for digest_id in found:
+                self.conn.execute(
+                    "UPDATE digests SET status = 'pending', attempts = 0, leased_until = NULL, "
+                    "next_attempt = coalesce(?, created_at) WHERE id = ?",
+                    [stamp, digest_id],
+                )
+                if now:
+                    self._log_delivery(digest_id, now, "requeued", "offered again by the operator")
+        return found
 
     def mark_sent(self, digest_id: int, now: datetime, detail: str = "") -> None:
         with self.transaction():
             self.conn.execute(
                 "UPDATE digests SET status = 'sent', sent_at = ?, attempts = attempts + 1, "
-                "last_error = NULL WHERE id = ?",
+                "last_error = NULL, leased_until = NULL WHERE id = ?",
                 [iso(now), digest_id],
             )
             self._log_delivery(digest_id, now, "sent", detail)
@@ -93,20 +119,29 @@ class OutboxTable(StoreBase):
         with self.transaction():
             self.conn.execute(
                 "UPDATE digests SET status = ?, attempts = attempts + 1, last_error = ?, "
-                "next_attempt = ? WHERE id = ?",
+                "next_attempt = ?, leased_until = NULL WHERE id = ?",
                 [status, error, iso(retry_at) if retry_at else None, digest_id],
             )
             self._log_delivery(digest_id, now, "retry" if retry_at else "failed", error)
 
     def digest_times(self, name: str, since: datetime) -> list[datetime]:
-        """When digests of this name were recorded from `since` on, oldest first."""
-        sql = "SELECT created_at FROM digests WHERE name = ? AND created_at >= ? ORDER BY 1"
+        """When messages of this name were recorded from `since` on, oldest first; those
+        refused for good do not count (they reached nobody)."""
+        sql = """SELECT created_at FROM digests
+                 WHERE name = ? AND created_at >= ? AND status != 'failed' ORDER BY 1"""
         return [from_iso(r[0]) for r in self.conn.execute(sql, [name, iso(since)])]
 
-    def outbox_messages(self, status: str, limit: int = 20) -> list[OutboxMessage]:
-        """The newest messages in this state (without their bytes)."""
-        sql = f"SELECT {_COLUMNS} FROM digests WHERE status = ? ORDER BY id DESC LIMIT ?"
-        return [_message(row) for row in self.conn.execute(sql, [status, limit])]
+    def outbox_messages(self, status: str | None = None, limit: int = 20) -> list[OutboxMessage]:
+        """The newest messages (in this state, when given), without their bytes."""
+        where, params = ("WHERE status = ?", [status]) if status else ("", [])
+        sql = f"SELECT {_COLUMNS} FROM digests {where} ORDER BY id DESC LIMIT ?"
+        return [_message(row) for row in self.conn.execute(sql, [*params, limit])]
+
+    def message_states(self, message_ids: Sequence[str]) -> dict[str, str]:
+        """Message-ID -> pending | sent | failed, for these messages."""
+        marks = ",".join("?" * len(message_ids))
+        sql = f"SELECT message_id, status FROM digests WHERE message_id IN ({marks})"
+        return dict(self.conn.execute(sql, list(message_ids)))
 
     def outbox_state(self) -> dict[str, int]:
         """Messages by delivery status: pending (waiting or retrying), failed, sent."""
@@ -123,6 +158,44 @@ class OutboxTable(StoreBase):
             for name, built, sent in self.conn.execute(sql)
         ]
 
+    def digest_start(self, name: str, proposed: datetime, record: bool = True) -> datetime | None:
+        """Where a digest's hits begin: `proposed` the first time the digest is built (kept
+        from then on when `record`), None for a digest older than this record (it carries
+        every hit it has not carried yet)."""
+        found = self.conn.execute("SELECT starts_at FROM digest_runs WHERE name = ?", [name])
+        row = found.fetchone()
+        if row is not None:
+            return maybe_iso(row[0])
+        if record:
+            self.sync_digests([(name, proposed)])
+        return proposed
+
+    def sync_digests(self, starts: Sequence[tuple[str, datetime]]) -> None:
+        """Note the digests the config names, each (name, where its hits begin) the first
+        time it is seen; writes only when there is a new one."""
+        known = {r[0] for r in self.conn.execute("SELECT name FROM digest_runs")}
+        new = [(name, iso(start)) for name, start in starts if name not in known]
+        if new:
+            with self.transaction():
+                self.conn.executemany(
+                    "INSERT OR IGNORE INTO digest_runs (name, starts_at) VALUES (?, ?)", new
+                )
+
+    def record_digest_run(self, name: str, at: datetime) -> None:
+        """A scheduled run of this digest happened (whether or not it had news)."""
+        with self.transaction():
+            self.conn.execute(
+                "INSERT INTO digest_runs (name, starts_at, last_run) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET last_run = excluded.last_run",
+                [name, iso(at), iso(at)],
+            )
+
+    def last_digest_run(self, name: str) -> datetime | None:
+        """When this digest last ran on its schedule, else when it was first built."""
+        sql = "SELECT coalesce(last_run, nullif(starts_at, '')) FROM digest_runs WHERE name = ?"
+        found = self.conn.execute(sql, [name]).fetchone()
+        return maybe_iso(found[0]) if found else None
+
     def _log_delivery(self, digest_id: int, now: datetime, outcome: str, detail: str) -> None:
         self.conn.execute(
             "INSERT INTO deliveries (digest_id, attempted_at, outcome, detail) VALUES (?,?,?,?)",
@@ -132,7 +205,7 @@ class OutboxTable(StoreBase):
 
 def _message(row: tuple[Any, ...]) -> OutboxMessage:
     (id_, name, created, subject, message_id, recipients, status, attempts, next_attempt,
-     last_error, sent_at, hits, *message) = row  # fmt: skip
+     last_error, sent_at, leased_until, hits, *message) = row  # fmt: skip
     return OutboxMessage(
         id=id_,
         name=name,
@@ -145,6 +218,7 @@ def _message(row: tuple[Any, ...]) -> OutboxMessage:
         next_attempt=maybe_iso(next_attempt),
         last_error=last_error,
         sent_at=maybe_iso(sent_at),
+        leased_until=maybe_iso(leased_until),
         hits=hits,
         message=message[0] if message else b"",
     )

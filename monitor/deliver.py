@@ -183,9 +183,12 @@ def _attempt(
         log.warning("digest %s #%d: delivery failed, retry at %s: %s", name, number,
                     retry_at.strftime("%H:%M:%S"), exc)  # fmt: skip
         return False
-    _ACCEPTED[key] = where
-    _record_sent(store, number, where)
-    del _ACCEPTED[key]
+    try:
+        _record_sent(store, number, where)
+    except StoreError:
+        _ACCEPTED[key] = where  # delivered: this process only ever records it from now on
+        raise
+    _ACCEPTED.pop(key, None)
     log.info("digest %s #%d: delivered to %s", name, number, where)
     return True
 

@@ -242,6 +242,8 @@ class Daemon:
             lock.acquire()
             with open_store(self.settings) as store:
                 store.record_heartbeat(utcnow(), self.tick_seconds, self.settings.fetch.timeout)
+        except StoreLocked as exc:  # busy, not broken: the ticks will get their turn
+            log.warning("database busy at start, carrying on: %s", exc)
         except StoreError as exc:
             lock.release()
             raise _unusable(exc) from None
@@ -317,9 +319,9 @@ class Daemon:
 
 def _unusable(exc: StoreError) -> MonitorError:
     """A database, lock file or outbox the service cannot use at start is a configuration
-    problem (exit 2, which the systemd unit does not restart); a lock held by another
-    process or another service on the database is not."""
-    if isinstance(exc, StoreLocked) or "already running" in str(exc):
+    problem (exit 2, which the systemd unit does not restart); another service already
+    running on the database is not."""
+    if "already running" in str(exc):
         return exc
     return ConfigError(str(exc))
 

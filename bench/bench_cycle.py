@@ -127,7 +127,11 @@ def run_monitor(ports: list[int], feeds: int, workers: int, host_delay: float) -
         rules=ROOT / "tests" / "data" / "rules",
         outbox=folder / "outbox",
         sources=tuple(Source(f"feed {i}", url) for i, url in enumerate(urls(ports, feeds))),
-        fetch=FetchSettings(host_delay=host_delay, parse_workers=workers),
+        fetch=FetchSettings(
+            host_delay=host_delay,
+            parse_workers=workers,
+            allow_private=tuple(f"127.0.0.1:{port}" for port in ports),  # the farm only
+        ),
     )
     engine = RuleWatcher(settings.rules).engine
     store = Store(settings.database)

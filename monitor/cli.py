@@ -613,7 +613,9 @@ def match_cmd(ctx: click.Context, file: Any, rules_path: str | None) -> None:
     from monitor.match import Engine, item_from_json
     from monitor.rules import load_rules
 
-    engine = Engine(load_rules(_rules_path(ctx, rules_path)))
+    settings = _optional_settings(ctx)
+    max_text = settings.fetch.max_text if settings else FetchSettings().max_text
+    engine = Engine(load_rules(_rules_path(ctx, rules_path)), max_chars=max_text)
     for number, line in enumerate(file, 1):
         if not line.strip():
             continue

@@ -22,6 +22,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from monitor.errors import ConfigError
 from monitor.models import PRIORITIES, PageSelectors, Source
+from monitor.netpolicy import parse_allowed
 
 DEFAULT_CONFIG = "monitor.toml"
 _DURATION_RE = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
@@ -45,6 +46,10 @@ class FetchSettings:
     flag_after: int = 86400  # a source failing this long is flagged
     robots: bool = True  # honour robots.txt for page sources
     parse_workers: int = 0  # processes that parse big cycles; 0 = one per CPU, 1 = none
+    # Non-public networks that may be fetched all the same ("10.1.2.0/24", "127.0.0.1:8080");
+    # everything else that is not a public address is refused (netpolicy.py).
+    allow_private: tuple[str, ...] = ()
+    max_text: int = 100_000  # characters of each item field (title, summary, content) kept
 
 
 # [fetch] keys that are not plain positive numbers or text: read by `_Reader.fetch_extras`.
@@ -56,6 +61,7 @@ _FETCH_EXTRAS = {
     "flag_after",
     "robots",
     "parse_workers",
+    "allow_private",
 }
 
 
@@ -553,7 +559,17 @@ class _Reader:
         if isinstance(workers, bool) or workers < 0:
             raise self.fail("fetch.parse_workers", "expected 0 (one per CPU), 1 (none) or more")
         values["parse_workers"] = workers
+        values["allow_private"] = self.allow_private(data)
         return values
+
+    def allow_private(self, data: dict) -> tuple[str, ...]:
+        entries = self.strings(data, "allow_private", "fetch")
+        for index, entry in enumerate(entries):
+            try:
+                parse_allowed(entry)
+            except ValueError as exc:
+                raise self.fail(f"fetch.allow_private[{index}]", str(exc)) from None
+        return entries
 
     def retention(self, data: dict) -> RetentionSettings:
         self.check_keys(data, {"max_age", "schedule"}, "retention")

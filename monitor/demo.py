@@ -84,7 +84,9 @@ def demo_settings(base_url: str, folder: Path, rules: Path) -> Settings:
         rules=rules,
         outbox=folder / "outbox",
         sources=tuple(sources),
-        fetch=FetchSettings(host_delay=0.0),  # our own sample server needs no pacing
+        # Our own sample server needs no pacing, and the address policy must let it (its
+        # loopback port, nothing else) through.
+        fetch=FetchSettings(host_delay=0.0, allow_private=(base_url.removeprefix("http://"),)),
         digests=(
             DigestSettings(
                 name="demo",

@@ -13,7 +13,6 @@ import textwrap
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from urllib.parse import urlsplit
@@ -23,6 +22,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from monitor.clock import from_iso, iso, utcnow
 from monitor.config import DigestSettings, Settings
+from monitor.mailheaders import POLICY, header_text, serialise
 from monitor.models import Evidence, SourceStatus, StoredHit
 from monitor.rules import RuleSet
 from monitor.store import AlreadyClaimed, Store
@@ -219,7 +219,7 @@ def digest_subject(digest: Digest) -> str:
     subject = f"{title} — {n} new {'story' if n == 1 else 'stories'}"
     if digest.urgent:
         subject += f", {digest.urgent} urgent"
-    return _one_line(f"{subject} — {local.day} {local:%b}")
+    return header_text(f"{subject} — {local.day} {local:%b}")
 
 
 def alert_subject(digest: Digest) -> str:
@@ -227,16 +227,11 @@ def alert_subject(digest: Digest) -> str:
     title = digest.settings.title or "Urgent"
     entries = [e for s in digest.sections for e in s.entries]
     if not entries:
-        return _one_line(f"{title}: nothing new")
-    first = _shorten(entries[0].title, 90)
+        return header_text(f"{title}: nothing new")
+    first = header_text(entries[0].title, 90)
     if digest.stories == 1:
-        return _one_line(f"{title}: {first}")
-    return _one_line(f"{title} — {digest.stories} stories: {first} and {digest.stories - 1} more")
-
-
-def _shorten(text: str, limit: int) -> str:
-    text = _one_line(text)
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+        return header_text(f"{title}: {first}")
+    return header_text(f"{title} — {digest.stories} stories: {first} and {digest.stories - 1} more")
 
 
 def _one_line(text: str) -> str:
@@ -411,10 +406,10 @@ def render(digest: Digest, sender: str, recipients: list[str]) -> BuiltMessage:
     context = {"digest": digest, "settings": digest.settings}
     text = _env.get_template("digest.txt").render(**context)
     html = _env.get_template("digest.html").render(**context)
-    message = EmailMessage()
-    message["Subject"] = digest.subject
-    message["From"] = sender
-    message["To"] = ", ".join(recipients) or "undisclosed-recipients:;"
+    message = EmailMessage(policy=POLICY)  # refuses to write a header with a line break
+    message["Subject"] = header_text(digest.subject)
+    message["From"] = header_text(sender, limit=None)
+    message["To"] = header_text(", ".join(recipients), limit=None) or "undisclosed-recipients:;"
     message["Date"] = format_datetime(digest.created)
     domain = sender.rpartition("@")[2].strip("> ") or "news-monitor.local"
     idstring = _MSGID_RE.sub("-", digest.settings.name).strip("-.") or "digest"
@@ -465,7 +460,7 @@ def record(store: Store, built: BuiltMessage) -> int | None:
             subject=digest.subject,
             message_id=built.message_id,
             recipients=list(digest.settings.to),
-            message=built.message.as_bytes(policy=policy.SMTP),  # CRLF line ends, as SMTP wants
+            message=serialise(built.message),  # CRLF line ends; no header with a line break
             hit_ids=digest.hit_ids,
             now=digest.created,
         )

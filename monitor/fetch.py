@@ -1,35 +1,49 @@
-"""HTTP only: conditional GETs with hard limits, many sources at once, politely.
+"""HTTP only: conditional GETs with hard limits, many sources at once, politely, and only to
+addresses the service may reach.
 
 Everything aiohttp can raise is turned into FetchError here, so the rest of the service deals
 with one kind of failure. Limits come from FetchSettings: total and connect timeouts, a body
 cap counted after decompression (a gzip bomb stops at the cap), a redirect cap, http(s) only.
 
+Address policy (netpolicy.py): every request (feeds, pages, articles, robots.txt, discovery)
+connects only to public addresses, or to networks named in `allow_private`. Redirects are
+followed here, one hop at a time, so each hop is checked; host names are checked in the
+resolver, on the very addresses the connection then uses (a name that resolves to a public
+address when asked once and to 127.0.0.1 the next time gains nothing); and the peer of each
+response is checked again before its body is read.
+
 Politeness: requests to different hosts run concurrently, but each host gets `per_host`
 requests at a time (one by default) with `host_delay` seconds between them (or the host's
 robots.txt Crawl-delay, if longer). A 429/503 or any error with `Retry-After` carries the
 wait the server asked for. Page sources (scraped, not published as feeds) are fetched only
-when the host's robots.txt allows it; robots.txt is fetched once per host and kept a day.
+when the host's robots.txt allows it, read as RFC 9309 says (protego: the longest matching
+rule wins, `*` and `$` in paths); robots.txt is fetched once per host and kept a day.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import threading
 import time
-import urllib.robotparser
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import ThreadedResolver
+from protego import Protego
+from yarl import URL
 
 from monitor.config import FetchSettings
-from monitor.errors import FetchError
+from monitor.errors import ConfigError, FetchError
 from monitor.models import FetchResult, FetchState
+from monitor.netpolicy import AddressPolicy, AddressRefused, is_ip_literal
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +57,7 @@ RETRY_AFTER_CAP = 86400.0  # a server cannot push a source back by more than a d
 ROBOTS_TTL = 86400.0  # seconds a host's robots.txt is trusted before it is fetched again
 ROBOTS_MAX_BYTES = 512 * 1024
 CRAWL_DELAY_CAP = 60.0
+REDIRECTS = {301, 302, 303, 307, 308}
 
 
 @dataclass(frozen=True)
@@ -60,7 +75,7 @@ class Politeness:
     def __init__(self) -> None:
         self.last_request: dict[str, float] = {}  # host -> time.monotonic() of the last end
         self.crawl_delay: dict[str, float] = {}
-        self.robots: dict[str, tuple[urllib.robotparser.RobotFileParser, float]] = {}
+        self.robots: dict[str, tuple[Protego, float]] = {}
 
 
 def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
@@ -81,55 +96,139 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
     return min(max(seconds, 0.0), RETRY_AFTER_CAP)
 
 
+class _GuardedResolver(AbstractResolver):
+    """Name resolution that hands aiohttp only the addresses the policy allows, so the check
+    is made on the addresses actually connected to (aiohttp connects to what this returns)."""
+
+    def __init__(self, policy: AddressPolicy) -> None:
+        self.policy = policy
+        self.inner = ThreadedResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        found = await self.inner.resolve(host, port, family)
+        allowed = [r for r in found if self.policy.permits(r["host"], r["port"])]
+        if not allowed and found:
+            self.policy.check(found[0]["host"], found[0]["port"], name=host)  # raises, saying why
+        return allowed
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+def _check_target(url: str, policy: AddressPolicy) -> None:
+    """Before connecting: http(s) only, and an address in the URL itself must be allowed (no
+    resolver runs for it)."""
+    parts = URL(url)
+    if parts.scheme not in {"http", "https"}:
+        raise FetchError(f"refused: only http(s) URLs are fetched, not {url!r}")
+    if not parts.host:
+        raise FetchError(f"refused: {url!r} names no host")
+    if is_ip_literal(parts.host):
+        try:
+            policy.check(parts.host, parts.port or 0)
+        except AddressRefused as exc:
+            raise FetchError(str(exc)) from None
+
+
+def _check_peer(resp: aiohttp.ClientResponse, policy: AddressPolicy) -> None:
+    """The address the response came from, checked once more before its body is read."""
+    connection = resp.connection
+    transport = connection.transport if connection is not None else None
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        try:
+            policy.check(str(peer[0]), int(peer[1]))
+        except AddressRefused as exc:
+            raise FetchError(str(exc)) from None
+
+
+@asynccontextmanager
+async def _open(
+    session: aiohttp.ClientSession,
+    url: str,
+    headers: dict[str, str],
+    limits: FetchSettings,
+    policy: AddressPolicy,
+) -> AsyncIterator[aiohttp.ClientResponse]:
+    """GET `url`, following up to `max_redirects` redirects one hop at a time so that every
+    hop passes the address policy; yields the final response with its body unread."""
+    current = url
+    for _ in range(limits.max_redirects + 1):
+        _check_target(current, policy)
+        async with session.get(current, headers=headers, allow_redirects=False) as resp:
+            _check_peer(resp, policy)
+            location = resp.headers.get("Location") if resp.status in REDIRECTS else None
+            if not location:
+                yield resp
+                return
+            current = urljoin(str(resp.url), location)
+    raise FetchError(f"more than {limits.max_redirects} redirects")
+
+
 async def fetch_one(
-    session: aiohttp.ClientSession, request: Request, limits: FetchSettings
+    session: aiohttp.ClientSession,
+    request: Request,
+    limits: FetchSettings,
+    policy: AddressPolicy | None = None,
 ) -> FetchResult:
     """GET one URL; raise FetchError for anything but a usable 2xx or a 304."""
-    if urlsplit(request.url).scheme not in {"http", "https"}:
-        raise FetchError(f"only http(s) URLs are fetched, not {request.url!r}")
+    policy = policy or AddressPolicy(limits.allow_private)
     headers = {"Accept": ACCEPT}
     if request.state.etag:
         headers["If-None-Match"] = request.state.etag
     if request.state.last_modified:
         headers["If-Modified-Since"] = request.state.last_modified
+    async with _mapped_errors(limits), _open(session, request.url, headers, limits, policy) as resp:
+        return await _result(resp, request, limits)
+
+
+async def _result(
+    resp: aiohttp.ClientResponse, request: Request, limits: FetchSettings
+) -> FetchResult:
+    if resp.status == 304:
+        return FetchResult(
+            url=str(resp.url),
+            status=304,
+            body=b"",
+            etag=request.state.etag,
+            last_modified=request.state.last_modified,
+        )
+    if resp.status >= 400:
+        wait = retry_after_seconds(resp.headers.get("Retry-After"))
+        message = f"HTTP {resp.status} {resp.reason or ''}".strip()
+        if wait is not None:
+            message += f" (Retry-After {wait:.0f}s)"
+        raise FetchError(message, resp.status, wait)
+    body = await _read_capped(resp, limits.max_bytes)
+    return FetchResult(
+        url=str(resp.url),
+        status=resp.status,
+        body=body,
+        content_type=resp.headers.get("Content-Type", ""),
+        etag=resp.headers.get("ETag"),
+        last_modified=resp.headers.get("Last-Modified"),
+    )
+
+
+@asynccontextmanager
+async def _mapped_errors(limits: FetchSettings) -> AsyncIterator[None]:
+    """Whatever aiohttp raises, as one FetchError with a message an operator can act on."""
     try:
-        # aiohttp counts the responses it has seen; we count the redirects it follows.
-        async with session.get(
-            request.url, headers=headers, max_redirects=limits.max_redirects + 1
-        ) as resp:
-            if resp.status == 304:
-                return FetchResult(
-                    url=str(resp.url),
-                    status=304,
-                    body=b"",
-                    etag=request.state.etag,
-                    last_modified=request.state.last_modified,
-                )
-            if resp.status >= 400:
-                wait = retry_after_seconds(resp.headers.get("Retry-After"))
-                message = f"HTTP {resp.status} {resp.reason or ''}".strip()
-                if wait is not None:
-                    message += f" (Retry-After {wait:.0f}s)"
-                raise FetchError(message, resp.status, wait)
-            body = await _read_capped(resp, limits.max_bytes)
-            return FetchResult(
-                url=str(resp.url),
-                status=resp.status,
-                body=body,
-                content_type=resp.headers.get("Content-Type", ""),
-                etag=resp.headers.get("ETag"),
-                last_modified=resp.headers.get("Last-Modified"),
-            )
+        yield
     except FetchError:
         raise
-    except aiohttp.TooManyRedirects:
-        raise FetchError(f"more than {limits.max_redirects} redirects") from None
     except TimeoutError:
         raise FetchError(f"timed out after {limits.timeout:g}s") from None
     except aiohttp.ClientConnectorError as exc:
+        if isinstance(exc.os_error, AddressRefused):
+            raise FetchError(str(exc.os_error)) from None
         raise FetchError(f"cannot connect to {exc.host}:{exc.port}: {exc.os_error}") from exc
     except aiohttp.ClientResponseError as exc:
         raise FetchError(f"bad response: {exc.message}", exc.status) from exc
+    except AddressRefused as exc:
+        raise FetchError(str(exc)) from None
     except (aiohttp.ClientError, ValueError) as exc:
         raise FetchError(f"{type(exc).__name__}: {exc}") from exc
 
@@ -174,7 +273,11 @@ class _HostGate:
 
 
 async def _robots_allow(
-    session: aiohttp.ClientSession, gate: _HostGate, request: Request, limits: FetchSettings
+    session: aiohttp.ClientSession,
+    gate: _HostGate,
+    request: Request,
+    limits: FetchSettings,
+    policy: AddressPolicy,
 ) -> None:
     """Raise FetchError unless the host's robots.txt lets us fetch this page (RFC 9309:
     a missing robots.txt allows everything; an unreachable one allows nothing for now)."""
@@ -184,31 +287,38 @@ async def _robots_allow(
     cached = memory.robots.get(host)
     if cached is None or cached[1] < time.monotonic():
         robots_url = f"{parts.scheme}://{parts.netloc}/robots.txt"
-        parser = urllib.robotparser.RobotFileParser(robots_url)
         try:
-            async with session.get(robots_url, max_redirects=limits.max_redirects + 1) as resp:
-                if resp.status >= 500:
-                    raise FetchError(f"robots.txt: HTTP {resp.status}; not fetching pages now")
-                if resp.status >= 400:
-                    parser.allow_all = True
-                else:
-                    body = await _read_capped(resp, ROBOTS_MAX_BYTES)
-                    parser.parse(body.decode("utf-8", errors="replace").splitlines())
-        except FetchError:
-            raise
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            reason = type(exc).__name__
-            raise FetchError(f"robots.txt unreachable ({reason}); not fetching pages") from exc
+            rules = await _read_robots(session, robots_url, limits, policy)
         finally:
             memory.last_request[host] = time.monotonic()
-        parser.modified()
-        memory.robots[host] = (parser, time.monotonic() + ROBOTS_TTL)
-        delay = parser.crawl_delay(limits.user_agent)
+        memory.robots[host] = cached = (rules, time.monotonic() + ROBOTS_TTL)
+        delay = rules.crawl_delay(limits.user_agent)
         if delay:
             memory.crawl_delay[host] = min(float(delay), CRAWL_DELAY_CAP)
-        cached = memory.robots[host]
-    if not cached[0].can_fetch(limits.user_agent, request.url):
+    if not cached[0].can_fetch(request.url, limits.user_agent):
         raise FetchError("disallowed by the site's robots.txt")
+
+
+async def _read_robots(
+    session: aiohttp.ClientSession, url: str, limits: FetchSettings, policy: AddressPolicy
+) -> Protego:
+    try:
+        async with _mapped_errors(limits), _open(session, url, {}, limits, policy) as resp:
+            if resp.status >= 500:
+                raise FetchError(f"HTTP {resp.status}; not fetching pages now")
+            if resp.status >= 400:
+                return Protego.parse("")  # no robots.txt: everything is allowed
+            body = await _read_capped(resp, ROBOTS_MAX_BYTES)
+    except FetchError as exc:
+        raise FetchError(f"robots.txt: {exc}") from None
+    return Protego.parse(body.decode("utf-8", errors="replace"))
+
+
+def _policy(limits: FetchSettings) -> AddressPolicy:
+    try:
+        return AddressPolicy(limits.allow_private)
+    except ValueError as exc:
+        raise ConfigError(f"fetch.allow_private: {exc}") from None
 
 
 async def _fetch_all(
@@ -218,7 +328,12 @@ async def _fetch_all(
     stop: threading.Event | None = None,
 ) -> dict[str, FetchResult | FetchError]:
     timeout = aiohttp.ClientTimeout(total=limits.timeout, connect=limits.connect_timeout)
-    connector = aiohttp.TCPConnector(limit=limits.concurrency, limit_per_host=limits.per_host)
+    policy = _policy(limits)
+    connector = aiohttp.TCPConnector(
+        limit=limits.concurrency,
+        limit_per_host=limits.per_host,
+        resolver=_GuardedResolver(policy),
+    )
     results: dict[str, FetchResult | FetchError] = {}
     gate = _HostGate(limits, memory)
     async with aiohttp.ClientSession(
@@ -229,12 +344,13 @@ async def _fetch_all(
             host = urlsplit(request.url).netloc.lower()
             started = time.monotonic()
             try:
+                _check_target(request.url, policy)  # refused before even asking robots.txt
                 async with gate.turn(host):
                     if request.robots and limits.robots:
-                        await _robots_allow(session, gate, request, limits)
+                        await _robots_allow(session, gate, request, limits, policy)
                         await gate.pause(host)
                     started = time.monotonic()
-                    result = await fetch_one(session, request, limits)
+                    result = await fetch_one(session, request, limits, policy)
                 results[request.key] = replace(result, elapsed=time.monotonic() - started)
             except FetchError as exc:
                 exc.elapsed = time.monotonic() - started

@@ -92,35 +92,82 @@ class Metrics:
             self.digests.labels(status).set(count)
 
 
+MAX_CONNECTIONS = 8  # scrapers and health checks at once; more are turned away at once
+IDLE_TIMEOUT = 5.0  # seconds a connection may sit without sending its request
+
+
+class _BoundedServer(ThreadingHTTPServer):
+    """One thread per connection, but at most MAX_CONNECTIONS of them: a client opening
+    connections and leaving them idle gets its extras closed, not a thread each."""
+
+    daemon_threads = True
+    request_queue_size = 64  # accepted (and then served or turned away) rather than left waiting
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self.refused = 0  # connections turned away because every slot was taken
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.slots.acquire(blocking=False):
+            self.refused += 1
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+
 class HealthServer:
-    """`/healthz` and `/metrics` over HTTP, served from a thread of the daemon."""
+    """`/healthz` and `/metrics` over HTTP (GET and HEAD only), served from a thread of the
+    daemon; bounded connections, idle ones timed out."""
 
     def __init__(
-        self, address: tuple[str, int], healthy: Callable[[], tuple[bool, str]], metrics: Metrics
+        self,
+        address: tuple[str, int],
+        healthy: Callable[[], tuple[bool, str]],
+        metrics: Metrics,
+        idle_timeout: float = IDLE_TIMEOUT,
     ) -> None:
         class Handler(BaseHTTPRequestHandler):
+            timeout = idle_timeout  # an idle or trickling client is dropped after this
+
             def do_GET(self) -> None:
+                self._reply(*self._answer())
+
+            def do_HEAD(self) -> None:
+                status, kind, body = self._answer()
+                self._reply(status, kind, body, with_body=False)
+
+            def _answer(self) -> tuple[int, str, bytes]:
                 path = self.path.split("?")[0]
                 if path == "/healthz":
                     ok, reason = healthy()
-                    self._reply(200 if ok else 503, "text/plain", f"{reason}\n".encode())
-                elif path == "/metrics":
-                    self._reply(200, CONTENT_TYPE_LATEST, generate_latest(metrics.registry))
-                else:
-                    self._reply(404, "text/plain", b"try /healthz or /metrics\n")
+                    return 200 if ok else 503, "text/plain", f"{reason}\n".encode()
+                if path == "/metrics":
+                    return 200, CONTENT_TYPE_LATEST, generate_latest(metrics.registry)
+                return 404, "text/plain", b"try /healthz or /metrics\n"
 
-            def _reply(self, status: int, kind: str, body: bytes) -> None:
+            def _reply(self, status: int, kind: str, body: bytes, with_body: bool = True) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                if with_body:
+                    self.wfile.write(body)
 
             def log_message(self, format: str, *args: object) -> None:
                 pass  # a scrape every few seconds is not worth a log line
 
-        self.httpd = ThreadingHTTPServer(address, Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _BoundedServer(address, Handler)
         self.address = self.httpd.server_address[:2]
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 

@@ -3,6 +3,11 @@
 One Aho-Corasick automaton holds every term of every rule and actor, folded. Each field of an
 item is folded once and scanned once; only the rules that reference a term found there are
 then evaluated, so the cost per item barely grows with the number of rules.
+
+A hostile or merely huge item must not stall the service, so the work per item is bounded:
+each field is matched on its first `max_chars` characters (cut at a word boundary), NEAR and
+actor context are decided by a binary search over sorted positions (never every occurrence
+against every other), and a hit keeps at most MAX_EVIDENCE pieces of evidence.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import bisect
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import ahocorasick
@@ -37,6 +42,25 @@ from monitor.rules import (
 
 log = logging.getLogger(__name__)
 _WORD_RE = re.compile(r"\w+")
+MAX_CHARS = 100_000  # characters of each field matched (the [fetch] max_text default)
+MAX_EVIDENCE = 100  # pieces of evidence kept per hit: every term once, then the first ones
+
+
+def clip(text: str, max_chars: int) -> str:
+    """`text` cut to at most `max_chars` characters, at a word boundary when there is one
+    near the cut (so that "Kosovar" never becomes a "Kosovo")."""
+    if len(text) <= max_chars:
+        return text
+    cut = max(text.rfind(" ", max(0, max_chars - 200), max_chars), 0)
+    return text[: cut or max_chars]
+
+
+def clip_item(item: Item, max_chars: int) -> Item:
+    """The item with every field cut to `max_chars` (what is matched and stored)."""
+    fields = {name: clip(item.field_text(name), max_chars) for name in FIELDS}
+    if all(fields[name] is item.field_text(name) for name in FIELDS):
+        return item
+    return replace(item, **fields)
 
 
 @dataclass(frozen=True)
@@ -61,8 +85,9 @@ class _Pattern:
 class Engine:
     """A compiled rule set. Build once per rule reload, then call `match` per item."""
 
-    def __init__(self, ruleset: RuleSet) -> None:
+    def __init__(self, ruleset: RuleSet, max_chars: int = MAX_CHARS) -> None:
         self.ruleset = ruleset
+        self.max_chars = max_chars
         self.rules = list(ruleset.rules)
         self._ids: dict[tuple[str, bool], int] = {}
         self._raw: list[str] = []
@@ -117,18 +142,24 @@ class Engine:
 
     # -- match -----------------------------------------------------------------------------
 
-    def match(self, item: Item) -> list[Hit]:
-        """Every rule the item satisfies, in rule order, each with the evidence for it."""
+    def match(self, item: Item, max_chars: int | None = None) -> list[Hit]:
+        """Every rule the item satisfies, in rule order, each with the evidence for it;
+        each field is matched on its first `max_chars` characters (default: the engine's)."""
+        return self.match_counting(item, max_chars)[0]
+
+    def match_counting(self, item: Item, max_chars: int | None = None) -> tuple[list[Hit], int]:
+        """`match`, and the number of elementary steps it took (occurrences found, visited
+        and looked up): what the engine's bounds are about, counted rather than timed."""
         if not self._raw:
-            return []
-        ctx = _Context(self, item)
+            return [], 0
+        ctx = _Context(self, item, max_chars or self.max_chars)
         hits = []
         for index in self._candidates(ctx):
             rule = self.rules[index]
             evidence = ctx.evaluate(rule.query)
             if evidence is not None:
                 hits.append(ctx.hit(rule, evidence))
-        return hits
+        return hits, ctx.steps
 
     def _candidates(self, ctx: _Context) -> list[int]:
         """Rules worth evaluating: indexed under a term found, and no required part absent."""
@@ -144,7 +175,7 @@ class Engine:
 
     def evaluated(self, item: Item) -> int:
         """How many rules `match` would evaluate for this item (for benchmarks and tuning)."""
-        return len(self._candidates(_Context(self, item))) if self._raw else 0
+        return len(self._candidates(_Context(self, item, self.max_chars))) if self._raw else 0
 
     def scan(self, folded: str, field_name: str) -> list[tuple[int, _Occ]]:
         """All whole-word (or word-prefix) occurrences of known patterns in folded text."""
@@ -214,27 +245,66 @@ def requirements(node: Node) -> list[Group]:
     raise TypeError(node)
 
 
+class _Positions:
+    """Occurrences of one field sorted by start, ready for "how near is the nearest one to
+    this occurrence" in O(log n): the first one starting after it, and among those starting
+    before it, the one ending latest (a running maximum)."""
+
+    def __init__(self, occs: list[_Occ], ctx: _Context) -> None:
+        self.occs = sorted(occs, key=lambda o: o.start)
+        self.starts = [o.start for o in self.occs]
+        field_name = self.occs[0].field if self.occs else ""
+        self.first_word = [ctx.word_index(field_name, o.start) for o in self.occs]
+        self.latest_last_word: list[int] = []  # max word index of o.end - 1 so far
+        latest = -1
+        for o in self.occs:
+            latest = max(latest, ctx.word_index(field_name, o.end - 1))
+            self.latest_last_word.append(latest)
+        ctx.steps += len(self.occs)
+
+    def nearest(self, occ: _Occ, ctx: _Context, same_start: bool) -> int | None:
+        """Words between `occ` and the nearest occurrence here (as `_Context.distance`
+        counts them), None when there is none; `same_start` says whether an occurrence
+        starting where `occ` starts counts (for NEAR) or is `occ` itself (actor context)."""
+        ctx.steps += 1
+        before = bisect.bisect_left(self.starts, occ.start)
+        after = before if same_start else bisect.bisect_right(self.starts, occ.start)
+        best: int | None = None
+        if after < len(self.occs):  # starts at or after occ: occ is the earlier one
+            best = max(0, self.first_word[after] - ctx.word_index(occ.field, occ.end - 1))
+        if before > 0:  # starts before occ: the one reaching furthest is the nearest
+            gap = max(0, ctx.word_index(occ.field, occ.start) - self.latest_last_word[before - 1])
+            best = gap if best is None else min(best, gap)
+        return best
+
+
 @dataclass
 class _Context:
     """One item under evaluation: its occurrences, found once, and lazily derived facts."""
 
     engine: Engine
     item: Item
+    max_chars: int = MAX_CHARS
     found: dict[int, list[_Occ]] = field(default_factory=dict)
     folded: dict[str, str] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)  # each field as matched (clipped)
+    steps: int = 0  # elementary steps taken, see Engine.match_counting
     _words: dict[str, list[int]] = field(default_factory=dict)
     _actors: dict[str, list[_Occ]] = field(default_factory=dict)
     _origins: dict[str, list[int]] = field(default_factory=dict)
+    _positions: dict[tuple[str, str, bool], _Positions] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in FIELDS:
-            text = self.item.field_text(name)
+            text = clip(self.item.field_text(name), self.max_chars)
             if not text:
                 continue
             folded = fold(text)
+            self.texts[name] = text
             self.folded[name] = folded
             for pid, occ in self.engine.scan(folded, name):
                 self.found.setdefault(pid, []).append(occ)
+                self.steps += 1
 
     def word_index(self, field_name: str, position: int) -> int:
         starts = self._words.get(field_name)
@@ -253,6 +323,7 @@ class _Context:
     def term_occs(self, term: Term) -> list[_Occ]:
         pid = self.engine._ids.get((term.pattern, term.prefix))
         occs = self.found.get(pid, []) if pid is not None else []
+        self.steps += len(occs)
         return [o for o in occs if o.field in term.fields]
 
     def actor_occs(self, actor_id: str) -> list[_Occ]:
@@ -273,11 +344,13 @@ class _Context:
         return not any(self._near(t, occ, actor.window) for t in actor.exclude)
 
     def _near(self, term: Term, occ: _Occ, window: int) -> bool:
-        for other in self.term_occs(term):
-            same_field = other.field == occ.field and other.start != occ.start
-            if same_field and self.distance(occ, other) <= window:
-                return True
-        return False
+        """Whether another occurrence of `term` stands within `window` words of `occ`."""
+        key = (f"{term.pattern}|{term.prefix}", occ.field, True)
+        if key not in self._positions:
+            same_field = [o for o in self.term_occs(term) if o.field == occ.field]
+            self._positions[key] = _Positions(same_field, self)
+        gap = self._positions[key].nearest(occ, self, same_start=False)
+        return gap is not None and gap <= window
 
     def evaluate(self, node: Node) -> list[_Occ] | None:
         """The evidence if `node` holds for the item (possibly empty, for a NOT), else None."""
@@ -286,6 +359,7 @@ class _Context:
                 return self.term_occs(node) or None
             case ActorRef():
                 occs = self.actor_occs(node.actor)
+                self.steps += len(occs)
                 return [o for o in occs if o.field in node.fields] or None
             case And():
                 evidence: list[_Occ] = []
@@ -310,27 +384,36 @@ class _Context:
         raise TypeError(node)
 
     def _evaluate_near(self, node: Near) -> list[_Occ] | None:
-        left = self.evaluate(node.left) or []
-        right = self.evaluate(node.right) or []
-        pairs = [
-            (a, b)
-            for a in left
-            for b in right
-            if a.field == b.field and self.distance(a, b) <= node.distance
-        ]
-        return [o for pair in pairs for o in pair] or None
+        """Every occurrence on either side with one of the other side within the distance:
+        each occurrence looks up its nearest partner in the other side's sorted positions
+        (O(n log n) in all, where comparing every pair was O(n × m))."""
+        left = list(dict.fromkeys(self.evaluate(node.left) or []))
+        right = list(dict.fromkeys(self.evaluate(node.right) or []))
+        kept: list[_Occ] = []
+        for field_name in FIELDS:
+            ours = [o for o in left if o.field == field_name]
+            theirs = [o for o in right if o.field == field_name]
+            if not ours or not theirs:
+                continue
+            for side, other in ((ours, _Positions(theirs, self)), (theirs, _Positions(ours, self))):
+                for occ in side:
+                    gap = other.nearest(occ, self, same_start=True)
+                    if gap is not None and gap <= node.distance:
+                        kept.append(occ)
+        return kept or None
 
     def hit(self, rule: Rule, occs: list[_Occ]) -> Hit:
-        evidence = sorted(
-            {self._evidence(o) for o in occs}, key=lambda e: (FIELDS.index(e.field), e.start, e.end)
-        )
-        actors = sorted({e.actor for e in evidence if e.actor})
+        unique = sorted(set(occs), key=lambda o: (FIELDS.index(o.field), o.start, o.end))
+        self.steps += len(occs)
+        evidence = [self._evidence(o) for o in _sample(unique)]
+        evidence = sorted(set(evidence), key=_evidence_order)
+        actors = sorted({o.actor for o in unique if o.actor})
         return Hit(
             rule=rule.id, priority=rule.priority, actors=tuple(actors), evidence=tuple(evidence)
         )
 
     def _evidence(self, occ: _Occ) -> Evidence:
-        text = self.item.field_text(occ.field)
+        text = self.texts[occ.field]
         if text.isascii():  # ASCII folds one character to one, so offsets carry over
             start, end = occ.start, occ.end
         else:
@@ -346,6 +429,26 @@ class _Context:
             text=text[start:end],
             actor=occ.actor,
         )
+
+
+def _evidence_order(e: Evidence) -> tuple[int, int, int, str, str]:
+    """Position order; ties (one spot, two terms or actors) by name, so hits are stable."""
+    return FIELDS.index(e.field), e.start, e.end, e.term, e.actor or ""
+
+
+def _sample(occs: list[_Occ]) -> list[_Occ]:
+    """At most MAX_EVIDENCE occurrences (in position order): the first of every distinct
+    term and actor, then the earliest others. An item that names Kosovo 10,000 times is
+    stored with enough evidence to show why it hit, not with 10,000 copies of it."""
+    if len(occs) <= MAX_EVIDENCE:
+        return occs
+    firsts = list({(o.term, o.actor): o for o in reversed(occs)}.values())[:MAX_EVIDENCE]
+    chosen = set(firsts)
+    for occ in occs:
+        if len(chosen) >= MAX_EVIDENCE:
+            break
+        chosen.add(occ)
+    return sorted(chosen, key=lambda o: (FIELDS.index(o.field), o.start, o.end))
 
 
 class RuleWatcher:
@@ -384,7 +487,7 @@ class RuleWatcher:
 
 def explain(engine: Engine, rule: Rule, item: Item) -> tuple[list[str], bool]:
     """Human-readable account of a rule against one item: the verdict, then each term."""
-    ctx = _Context(engine, item)
+    ctx = _Context(engine, item, engine.max_chars)
     evidence = ctx.evaluate(rule.query)
     verdict = "MATCH" if evidence is not None else "no match"
     lines = [f"{verdict}: {rule.id} ({rule.priority}) — {rule.title}", f"query: {rule.query_text}"]

@@ -67,7 +67,10 @@ def parse_feed(body: bytes, base_url: str = "") -> list[RawEntry]:
     fast = fast_parse(body, base_url)
     if fast is not None:
         return fast
-    parsed = feedparser.parse(body, sanitize_html=False, resolve_relative_uris=False)
+    try:
+        parsed = feedparser.parse(body, sanitize_html=False, resolve_relative_uris=False)
+    except (ValueError, LookupError) as exc:  # e.g. a garbled encoding declaration
+        raise ParseError(f"not a readable feed: {type(exc).__name__}: {exc}") from None
     entries = [_from_feedparser(e, base_url) for e in parsed.entries]
     if entries:
         return entries
@@ -79,6 +82,17 @@ def parse_feed(body: bytes, base_url: str = "") -> list[RawEntry]:
     return []
 
 
+def absolute(base_url: str, link: str) -> str:
+    """The link made absolute; "" for one no URL parser accepts (e.g. a stray `]` in the
+    host), so one broken entry cannot fail the whole feed."""
+    if not link:
+        return ""
+    try:
+        return urljoin(base_url, link)
+    except ValueError:
+        return ""
+
+
 def _from_feedparser(entry: Any, base_url: str) -> RawEntry:
     content = ""
     if entry.get("content"):
@@ -87,7 +101,7 @@ def _from_feedparser(entry: Any, base_url: str) -> RawEntry:
     link = entry.get("link", "")
     return RawEntry(
         title=entry.get("title", ""),
-        link=urljoin(base_url, link) if link else "",
+        link=absolute(base_url, link),
         guid=entry.get("id", ""),
         summary=entry.get("summary", ""),
         content=content,
@@ -119,7 +133,7 @@ def _from_json_item(item: dict[str, Any], base_url: str) -> RawEntry:
     link = text("url") or text("external_url")
     return RawEntry(
         title=text("title"),
-        link=urljoin(base_url, link) if link else "",
+        link=absolute(base_url, link),
         guid=str(item.get("id", "")),
         summary=text("summary"),
         content=text("content_html") or text("content_text"),

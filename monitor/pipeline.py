@@ -27,7 +27,7 @@ from monitor.config import FetchSettings, Settings
 from monitor.errors import FetchError
 from monitor.fetch import Politeness, Request, fetch_all
 from monitor.fulltext import add_full_text
-from monitor.match import Engine
+from monitor.match import MAX_CHARS, Engine, clip_item
 from monitor.models import CycleOutcome, FetchResult, FetchState, Item, Source
 from monitor.normalise import normalise_all
 from monitor.parse import parse, read_items, warm_up
@@ -272,12 +272,14 @@ def _dedupe_and_match(
                 cycle.add(item)
         if source.fulltext and limits is not None and new_items:
             new_items = add_full_text(source, new_items, limits, memory)
+        max_text = limits.max_text if limits is not None else MAX_CHARS
+        new_items = [clip_item(item, max_text) for item in new_items]  # what is stored
         outcomes[source.name] = CycleOutcome(
             source=source.name,
             status=result.status,
             parsed=parsed,
             new_items=new_items,
-            hits=[(item.id, hit) for item in new_items for hit in engine.match(item)],
+            hits=[(item.id, hit) for item in new_items for hit in engine.match(item, max_text)],
             also_seen=also_seen,
             state=state,
         )

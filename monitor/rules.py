@@ -12,6 +12,7 @@ folder it lives in below the rules root, so `rules/balkans/x.yaml` rule `escalat
 from __future__ import annotations
 
 import re
+import reprlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,10 +23,19 @@ import yaml
 from monitor.errors import RuleError
 from monitor.models import FIELDS, PRIORITIES, Priority
 from monitor.normalise import fold
+from monitor.safeyaml import BoundedLoader, load_bounded
 
 ACTOR_KINDS = ("person", "organisation", "country", "place", "group", "program")
 MIN_PREFIX = 3  # `ab*` would match half the dictionary
 DEFAULT_WINDOW = 12
+# Limits that keep a hostile or broken rule file from stalling or blowing up the loader (and
+# the daemon, which reloads rule files while it runs): far above what real rules need.
+MAX_QUERY_DEPTH = 40  # nested parentheses, NOTs, ATLEASTs and field prefixes in one query
+MAX_QUERY_CHARS = 20_000
+MAX_FILE_BYTES = 1024 * 1024  # one rule file
+# (and safeyaml.py: YAML nested at most 40 deep, at most 200,000 values with aliases expanded)
+MAX_PROBLEMS = 200  # reported per load; the rest are counted
+MAX_PROBLEM_CHARS = 500
 
 
 # --- the query tree -----------------------------------------------------------------------
@@ -148,6 +158,9 @@ class _Token:
 
 
 def _tokenize(query: str) -> list[_Token]:
+    if len(query) > MAX_QUERY_CHARS:
+        raise QueryError(f"query is {len(query):,} characters long, over the limit of "
+                         f"{MAX_QUERY_CHARS:,}")  # fmt: skip
     tokens: list[_Token] = []
     pos = 0
     while pos < len(query):
@@ -194,6 +207,15 @@ class _Parser:
         self.tokens = _tokenize(query)
         self.pos = 0
         self.lists = lists or {}
+        self.depth = 0
+
+    def deeper(self, tok: _Token) -> None:
+        """One more level of nesting; refused past MAX_QUERY_DEPTH (the parser recurses)."""
+        self.depth += 1
+        if self.depth > MAX_QUERY_DEPTH:
+            raise QueryError(
+                f"query nested more than {MAX_QUERY_DEPTH} levels deep at column {tok.col}"
+            )
 
     def peek(self) -> _Token | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
@@ -236,7 +258,10 @@ class _Parser:
         tok = self.peek()
         if tok is not None and tok.kind == "NOT":
             self.take()
-            return Not(self.parse_unary())
+            self.deeper(tok)
+            node = Not(self.parse_unary())
+            self.depth -= 1
+            return node
         return self.parse_near()
 
     def parse_near(self) -> Node:
@@ -260,17 +285,11 @@ class _Parser:
         tok = self.peek()
         if tok is None:
             raise QueryError("query ends where a term was expected")
-        if tok.kind == "lpar":
-            self.take()
-            node = self.parse_or()
-            self.take_closing(tok)
-            return _restrict(node, fields)
-        if tok.kind == "ATLEAST":
-            return self.parse_atleast(fields)
-        if tok.kind == "field":
-            self.take()
-            name = tok.text[:-1]
-            return self.parse_primary(FIELDS if name == "text" else (name,))
+        if tok.kind in {"lpar", "ATLEAST", "field"}:
+            self.deeper(tok)
+            node = self.parse_nested(tok, fields)
+            self.depth -= 1
+            return node
         self.take()
         if tok.kind == "actor":
             return ActorRef(tok.text[1:].lower(), fields)
@@ -284,6 +303,18 @@ class _Parser:
         if tok.kind == "rpar":
             raise QueryError(f"unbalanced ')' at column {tok.col}")
         raise QueryError(f"expected a term at column {tok.col}, found {tok.text!r}")
+
+    def parse_nested(self, tok: _Token, fields: tuple[str, ...]) -> Node:
+        """A parenthesised group, an ATLEAST, or a term under a field prefix."""
+        if tok.kind == "ATLEAST":
+            return self.parse_atleast(fields)
+        self.take()
+        if tok.kind == "field":
+            name = tok.text[:-1]
+            return self.parse_primary(FIELDS if name == "text" else (name,))
+        node = self.parse_or()
+        self.take_closing(tok)
+        return _restrict(node, fields)
 
     def take_closing(self, opening: _Token) -> None:
         tok = self.peek()
@@ -385,8 +416,8 @@ def walk(node: Node, negated: bool = False) -> Iterator[tuple[Node, bool]]:
 # --- YAML with line numbers ---------------------------------------------------------------
 
 
-class _LineLoader(yaml.SafeLoader):
-    """Safe loader that records the line of every mapping and of each of its keys."""
+class _LineLoader(BoundedLoader):
+    """Safe, bounded loader that records the line of every mapping and of each of its keys."""
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
@@ -405,11 +436,27 @@ _RULE_KEYS = {"id", "title", "description", "priority", "tags", "query"}
 
 
 class _Problems:
+    """Every problem found, each one line of bounded length, so that a hostile file cannot
+    make `rules check` (or the daemon's log) print megabytes."""
+
     def __init__(self) -> None:
         self.items: list[str] = []
 
     def add(self, where: str, message: str) -> None:
-        self.items.append(f"{where}: {message}")
+        self.items.append(_short(f"{where}: {' '.join(message.split())}", MAX_PROBLEM_CHARS))
+
+    def report(self) -> list[str]:
+        ordered = sorted(self.items, key=_location)
+        if len(ordered) <= MAX_PROBLEMS:
+            return ordered
+        return [*ordered[:MAX_PROBLEMS], f"… and {len(ordered) - MAX_PROBLEMS:,} more problems"]
+
+
+def _short(value: object, limit: int = 80) -> str:
+    """A value for an error message, cut short: a hostile file must not print megabytes."""
+    text = value if isinstance(value, str | Exception) else reprlib.repr(value)
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _line_of(entry: dict[str, Any], key: str | None = None) -> int:
@@ -466,7 +513,7 @@ def load_rules(path: Path | str) -> RuleSet:
     if not ruleset.files:
         problems.add(str(root), "no rule files (*.yaml) found")
     if problems.items:
-        raise RuleError(sorted(problems.items, key=_location))
+        raise RuleError(problems.report())
     return ruleset
 
 
@@ -486,19 +533,27 @@ def _namespace(root: Path, file: Path) -> str:
 
 def _read_yaml(file: Path, problems: _Problems) -> dict[str, Any] | None:
     try:
+        size = file.stat().st_size
+        if size > MAX_FILE_BYTES:
+            problems.add(f"{file}:1", f"file is {size:,} bytes, over the limit of "
+                         f"{MAX_FILE_BYTES:,} for one rule file (split it)")  # fmt: skip
+            return None
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        problems.add(f"{file}:1", f"cannot read file: {exc}")
+        problems.add(f"{file}:1", f"cannot read file: {_short(exc)}")
         return None
     try:
-        doc = yaml.load(text, Loader=_LineLoader)
+        doc = load_bounded(text, _LineLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
-        problems.add(f"{file}:{line}", f"YAML error: {exc.problem or exc}")
+        problems.add(f"{file}:{line}", f"YAML error: {_short(exc.problem or exc)}")
         return None
     except yaml.YAMLError as exc:
-        problems.add(f"{file}:1", f"YAML error: {exc}")
+        problems.add(f"{file}:1", f"YAML error: {_short(exc)}")
+        return None
+    except RecursionError:  # a structure the limits above did not foresee: still one line
+        problems.add(f"{file}:1", "YAML error: nested too deeply")
         return None
     if doc is None:
         return None
@@ -526,7 +581,7 @@ def _section(doc: dict[str, Any], key: str, file: Path, problems: _Problems) -> 
         else:
             problems.add(
                 f"{file}:{_line_of(doc, key)}",
-                f"each entry of '{key}' must be a mapping, got {entry!r}",
+                f"each entry of '{key}' must be a mapping, got {_short(entry)}",
             )
     return good
 

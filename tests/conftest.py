@@ -14,9 +14,12 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from aiosmtpd.controller import Controller
+
+from monitor.config import FetchSettings
 
 DATA = Path(__file__).parent / "data"
 FEEDS = DATA / "feeds"
@@ -88,6 +91,11 @@ class FeedServer:
     def url(self, path: str) -> str:
         return f"{self.base}/{path.lstrip('/')}"
 
+    @property
+    def address(self) -> str:
+        """This farm's address as an `allow_private` entry: loopback, this port only."""
+        return f"127.0.0.1:{self.httpd.server_address[1]}"
+
     def hits(self, path: str) -> int:
         return sum(1 for p, _ in self.requests if p == path)
 
@@ -149,13 +157,33 @@ def smtp_server() -> Iterator[SmtpServer]:
     controller.stop()
 
 
+def farm_limits(*servers: FeedServer, **overrides: object) -> FetchSettings:
+    """Fetch settings for tests: short timeouts, no pacing, and the loopback farms given (and
+    only their ports) allowed past the address policy."""
+    allowed = tuple(server.address for server in servers)
+    values = {"timeout": 5.0, "host_delay": 0.0, "allow_private": allowed} | overrides
+    return FetchSettings(**values)  # type: ignore[arg-type]
+
+
+def loopback_addresses(sources: list[dict]) -> list[str]:
+    """`allow_private` entries for the loopback servers these sources live on, port by port."""
+    found = []
+    for source in sources:
+        parts = urlsplit(str(source.get("url", "")))
+        if parts.hostname == "127.0.0.1" and parts.port:
+            found.append(f"127.0.0.1:{parts.port}")
+    return sorted(set(found))
+
+
 def write_config(folder: Path, sources: list[dict], smtp: SmtpServer | None = None,
                  digest: str = "", rules: Path = TEST_RULES,
                  fetch: dict | None = None, extra: str = "") -> Path:  # fmt: skip
     """A monitor.toml in `folder` for these sources, optionally sending to `smtp`. `fetch`
-    overrides [fetch] settings; `extra` is appended as it is (more tables)."""
+    overrides [fetch] settings; `extra` is appended as it is (more tables). The loopback
+    servers the sources name are allowed past the address policy, each on its own port."""
     # One loopback server plays every host: no pacing between its requests unless asked.
     fetch_settings = {"timeout": 5, "host_delay": 0} | (fetch or {})
+    fetch_settings.setdefault("allow_private", loopback_addresses(sources))
     lines = [
         "[monitor]",
         f'database = "{(folder / "monitor.db").as_posix()}"',

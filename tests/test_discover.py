@@ -9,15 +9,13 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import FEEDS, FeedServer, Response, write_config
+from conftest import FEEDS, FeedServer, Response, farm_limits, write_config
 from test_end_to_end import monitor
 from test_pages import PAGES, serve_page
 
-from monitor.config import FetchSettings
 from monitor.discover import _common_paths, discover, infer_page
 from monitor.pages import page_soup
 
-LIMITS = FetchSettings(timeout=5, host_delay=0)  # no pacing between probes in tests
 COMMON = ("/feed/", "/rss.xml", "/feed.xml", "/atom.xml", "/index.xml", "/rss/", "/feed")
 
 
@@ -37,7 +35,7 @@ def test_declared_feed_is_found_and_verified(feed_server: FeedServer) -> None:
     feed(feed_server, "/feed/", "rss2.xml")
     feed_server.routes["/comments/feed/"] = Response(200, b"<html>not a feed</html>",
                                                      {"Content-Type": "text/html"})  # fmt: skip
-    found = discover(page, LIMITS)
+    found = discover(page, farm_limits(feed_server))
     assert [f.url for f in found.feeds] == [feed_server.url("/feed/")]
     assert found.feeds[0].entries == 5 and found.feeds[0].kind == "RSS"
     assert found.feeds[0].how == '<link type="application/rss+xml">'
@@ -50,7 +48,7 @@ def test_common_feed_paths_are_tried_when_none_is_declared(feed_server: FeedServ
     page = serve_page(feed_server, "/analysis/", "think_tank_cards.html")
     feed(feed_server, "/atom.xml", "atom.xml", "application/atom+xml")
     without_feeds(feed_server)
-    found = discover(page, LIMITS)
+    found = discover(page, farm_limits(feed_server))
     assert [(f.url, f.kind, f.how) for f in found.feeds] == [
         (feed_server.url("/atom.xml"), "Atom", "common path")
     ]
@@ -72,7 +70,7 @@ def test_common_paths_of_a_section_and_of_a_file() -> None:
 
 def test_an_address_that_is_itself_a_feed(feed_server: FeedServer) -> None:
     feed(feed_server, "/news.json", "feed.json", "application/feed+json")
-    found = discover(feed_server.url("/news.json"), LIMITS)
+    found = discover(feed_server.url("/news.json"), farm_limits(feed_server))
     assert [(f.kind, f.how) for f in found.feeds] == [("JSON Feed", "the address itself")]
 
 
@@ -140,17 +138,21 @@ def test_a_page_with_no_list_gives_no_proposal() -> None:
     assert infer_page(page_soup(body), "https://x.example/about/") is None
 
 
-def unpaced(folder: Path) -> Path:
-    """A config whose only setting removes the pause between requests to one host."""
+def unpaced(folder: Path, server: FeedServer) -> Path:
+    """A config whose only settings remove the pause between requests to one host and let
+    the test server (its loopback port only) past the address policy."""
     path = folder / "unpaced.toml"
-    path.write_text("[fetch]\nhost_delay = 0\n", encoding="utf-8")
+    allowed = f'allow_private = ["{server.address}"]'
+    path.write_text(f"[fetch]\nhost_delay = 0\n{allowed}\n", encoding="utf-8")
     return path
 
 
 def test_discover_then_paste_then_test(tmp_path: Path, feed_server: FeedServer) -> None:
     """The whole flow a user follows for a site without a feed."""
     page = serve_page(without_feeds(feed_server), "/sr/saopstenja/", "ministry_table_1250.html")
-    found = monitor(unpaced(tmp_path), "sources", "discover", page, "--name", "MFA", "-v")
+    found = monitor(
+        unpaced(tmp_path, feed_server), "sources", "discover", page, "--name", "MFA", "-v"
+    )
     assert found.returncode == 0, found.stderr
     assert f"no feed at {feed_server.url('/sr/saopstenja/feed/')}: HTTP 404" in found.stdout
     assert "List:  6 items recognised, 6 with a date" in found.stdout
@@ -174,7 +176,7 @@ def test_discover_then_paste_then_test(tmp_path: Path, feed_server: FeedServer) 
 def test_discover_prints_a_feed_block(tmp_path: Path, feed_server: FeedServer) -> None:
     page = serve_page(feed_server, "/", "with_feed_link.html")
     feed(feed_server, "/feed/", "rss2.xml")
-    found = monitor(unpaced(tmp_path), "sources", "discover", page)
+    found = monitor(unpaced(tmp_path, feed_server), "sources", "discover", page)
     assert found.returncode == 0, found.stderr
     assert "1 other addresses tried, none a feed" in found.stdout  # the comments feed
     source = tomllib.loads(found.stdout.split("(and set the tags):\n", 1)[1])["sources"][0]
@@ -187,10 +189,14 @@ def test_discover_fails_cleanly(tmp_path: Path, feed_server: FeedServer) -> None
     about = b"<html><body><p>About</p></body></html>"
     routes = without_feeds(feed_server).routes
     routes["/about/"] = Response(200, about, {"Content-Type": "text/html"})
-    nothing = monitor(unpaced(tmp_path), "sources", "discover", feed_server.url("/about/"))
+    nothing = monitor(
+        unpaced(tmp_path, feed_server), "sources", "discover", feed_server.url("/about/")
+    )
     assert nothing.returncode == 1
     assert "no feed found and no list of articles recognised" in nothing.stderr
-    missing = monitor(unpaced(tmp_path), "sources", "discover", feed_server.url("/gone"))
+    missing = monitor(
+        unpaced(tmp_path, feed_server), "sources", "discover", feed_server.url("/gone")
+    )
     assert missing.returncode == 1
     assert "HTTP 404" in missing.stderr and "Traceback" not in missing.stderr
 

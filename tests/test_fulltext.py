@@ -8,11 +8,10 @@ import json
 import sqlite3
 from pathlib import Path
 
-from conftest import FeedServer, Response, settled, write_config
+from conftest import FeedServer, Response, farm_limits, settled, write_config
 from test_end_to_end import monitor
 from test_pages import PAGES, serve_page
 
-from monitor.config import FetchSettings
 from monitor.fulltext import extract_text, fetch_articles
 
 
@@ -44,7 +43,7 @@ def test_no_article_gives_no_text() -> None:
 def test_article_pages_of_one_host_come_one_at_a_time_and_paced(feed_server: FeedServer):
     for n in range(3):
         serve_page(feed_server, f"/a/{n}", "article_analysis.html")
-    limits = FetchSettings(timeout=5, host_delay=0, article_delay=0.25, per_host=4)
+    limits = farm_limits(feed_server, article_delay=0.25, per_host=4)
     results = fetch_articles({str(n): feed_server.url(f"/a/{n}") for n in range(3)}, limits)
     assert all(r.status == 200 for r in results.values())  # type: ignore[union-attr]
     spans = sorted((start, end) for _, start, end in settled(feed_server, 3))
@@ -56,7 +55,7 @@ def test_article_pages_honour_robots_txt(feed_server: FeedServer) -> None:
     serve_page(feed_server, "/a/open", "article_analysis.html")
     serve_page(feed_server, "/private/a", "article_analysis.html")
     feed_server.routes["/robots.txt"] = Response(200, b"User-agent: *\nDisallow: /private/\n")
-    limits = FetchSettings(timeout=5, host_delay=0, article_delay=0)
+    limits = farm_limits(feed_server, article_delay=0)
     urls = {"open": feed_server.url("/a/open"), "private": feed_server.url("/private/a")}
     results = fetch_articles(urls, limits)
     assert results["open"].status == 200  # type: ignore[union-attr]

@@ -12,7 +12,7 @@ import threading
 from datetime import UTC, datetime
 
 import pytest
-from conftest import FeedServer, Response, make_rss, settled, write_config
+from conftest import FeedServer, Response, farm_limits, make_rss, settled, write_config
 
 from monitor.config import FetchSettings, load_settings
 from monitor.errors import ConfigError, FetchError
@@ -26,15 +26,15 @@ LISTING = b"""<html><body><ul>
 </ul></body></html>"""
 
 
-def limits(**overrides: object) -> FetchSettings:
-    return FetchSettings(**{"timeout": 5.0, "host_delay": 0.0, **overrides})  # type: ignore[arg-type]
+def limits(*servers: FeedServer, **overrides: object) -> FetchSettings:
+    return farm_limits(*servers, **overrides)
 
 
 def test_one_request_at_a_time_per_host_with_a_pause(feed_server):
     for n in range(3):
         feed_server.routes[f"/f{n}.xml"] = Response(200, make_rss(f"f{n}", range(2)), delay=0.1)
     requests = [Request(f"f{n}", feed_server.url(f"f{n}.xml")) for n in range(3)]
-    results = fetch_all(requests, limits(host_delay=0.3, concurrency=10))
+    results = fetch_all(requests, limits(feed_server, host_delay=0.3, concurrency=10))
     assert all(r.status == 200 for r in results.values())
     spans = sorted((start, end) for _, start, end in settled(feed_server, 3))
     assert len(spans) == 3
@@ -50,7 +50,7 @@ def test_different_hosts_are_fetched_at_the_same_time(feed_server):
         for server in (feed_server, other):
             server.routes["/feed.xml"] = Response(200, make_rss("x", range(1)), delay=0.5)
         requests = [Request("a", feed_server.url("feed.xml")), Request("b", other.url("feed.xml"))]
-        fetch_all(requests, limits(host_delay=5.0))
+        fetch_all(requests, limits(feed_server, other, host_delay=5.0))
         (_, a_start, a_end), (_, b_start, b_end) = settled(feed_server, 1)[0], settled(other, 1)[0]
         assert a_start < b_end and b_start < a_end  # the two requests overlapped
     finally:
@@ -61,12 +61,14 @@ def test_different_hosts_are_fetched_at_the_same_time(feed_server):
 def test_user_agent_from_config_and_conditional_headers(feed_server):
     feed_server.routes["/f.xml"] = Response(200, make_rss("f", range(1)), {"ETag": '"abc"'})
     agent = "news-monitor/0.1 (+mailto:ops@example.org)"
-    first = fetch_all([Request("f", feed_server.url("f.xml"))], limits(user_agent=agent))["f"]
+    first = fetch_all(
+        [Request("f", feed_server.url("f.xml"))], limits(feed_server, user_agent=agent)
+    )["f"]
     assert feed_server.requests[0][1]["User-Agent"] == agent
     from monitor.models import FetchState
 
     again = Request("f", feed_server.url("f.xml"), FetchState(etag=first.etag))
-    assert fetch_all([again], limits())["f"].status == 304
+    assert fetch_all([again], limits(feed_server))["f"].status == 304
 
 
 def page_sources(server: FeedServer) -> list[Request]:
@@ -85,23 +87,27 @@ def test_robots_txt_is_honoured_for_pages_and_fetched_once_per_host(feed_server)
         "/private/feed.xml": Response(200, make_rss("feed", range(1))),
     }
     memory = Politeness()
-    results = fetch_all(page_sources(feed_server), limits(), memory)
+    results = fetch_all(page_sources(feed_server), limits(feed_server), memory)
     assert isinstance(results["private"], FetchError)
     assert str(results["private"]) == "disallowed by the site's robots.txt"
     assert results["public"].status == 200 and results["feed"].status == 200
     assert feed_server.hits("/private/list.html") == 0
-    fetch_all(page_sources(feed_server), limits(), memory)  # the next cycle uses the cache
+    fetch_all(
+        page_sources(feed_server), limits(feed_server), memory
+    )  # the next cycle uses the cache
     assert feed_server.hits("/robots.txt") == 1
 
 
 def test_robots_txt_missing_allows_and_unreachable_forbids(feed_server):
     feed_server.routes["/public/list.html"] = Response(200, LISTING)
     request = [Request("public", feed_server.url("public/list.html"), robots=True)]
-    assert fetch_all(request, limits())["public"].status == 200  # robots.txt: 404
+    assert fetch_all(request, limits(feed_server))["public"].status == 200  # robots.txt: 404
     feed_server.routes["/robots.txt"] = Response(503, b"down")
-    result = fetch_all(request, limits())["public"]
+    result = fetch_all(request, limits(feed_server))["public"]
     assert isinstance(result, FetchError) and "robots.txt: HTTP 503" in str(result)
-    assert fetch_all(request, limits(robots=False))["public"].status == 200  # switched off
+    assert (
+        fetch_all(request, limits(feed_server, robots=False))["public"].status == 200
+    )  # switched off
 
 
 def test_retry_after_reads_seconds_and_dates_and_is_capped():

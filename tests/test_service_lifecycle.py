@@ -98,6 +98,7 @@ def test_a_digest_missed_while_down_is_sent_once_on_start(
 def test_a_new_digest_starts_when_added_unless_backfilled(tmp_path, feed_server, smtp_server):
     config = write_config(tmp_path, one_feed(feed_server), smtp=smtp_server)
     assert monitor(config, "once").returncode == 0  # 3 stories, before "weekly" existed
+    time.sleep(1.1)  # stored times have one-second resolution: "before" must be a second before
     weekly = '\n[[digests]]\nname = "weekly"\nto = ["desk@example.org"]\n'
     config.write_text(config.read_text() + weekly)
     run = monitor(config, "digest", "--name", "weekly")

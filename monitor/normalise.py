@@ -231,8 +231,24 @@ _TRACKING_PARAMS = re.compile(
 
 
 def canonical_url(url: str) -> str:
-    """Lower-case scheme and host, no default port, fragment or tracking parameters."""
-    url = url.strip()
+    """Lower-case scheme and host, no default port, fragment or tracking parameters.
+
+    Stored keys must be stable: a second pass never changes the result. Dropping a fragment
+    or stripping control characters can expose new edge whitespace, so the rewrite repeats
+    until nothing changes (twice for any real URL)."""
+    for _ in range(4):
+        canonical = _canonical_once(url)
+        if canonical == url:
+            break
+        url = canonical
+    return url
+
+
+_URL_EDGE = "".join(map(chr, range(0x21)))  # C0 controls and space, as urlsplit strips them
+
+
+def _canonical_once(url: str) -> str:
+    url = url.strip().strip(_URL_EDGE).strip()
     if not url:
         return ""
     try:

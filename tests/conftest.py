@@ -4,6 +4,7 @@ temp folder, and a real SQLite database there."""
 
 from __future__ import annotations
 
+import os
 import socket
 import textwrap
 import threading
@@ -18,8 +19,15 @@ from urllib.parse import urlsplit
 
 import pytest
 from aiosmtpd.controller import Controller
+from hypothesis import settings as hypothesis_settings
 
 from monitor.config import FetchSettings
+
+# Property tests draw the same examples on every run, so a suite that passed once passes
+# again on a clean machine; wider random searches are run by hand (HYPOTHESIS_PROFILE=explore).
+hypothesis_settings.register_profile("suite", derandomize=True, print_blob=True)
+hypothesis_settings.register_profile("explore", derandomize=False, max_examples=5000)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
 DATA = Path(__file__).parent / "data"
 FEEDS = DATA / "feeds"

@@ -49,6 +49,7 @@ def test_canonical_url_is_idempotent(parts: tuple) -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=80))
+@example("0 #")
 def test_canonical_url_of_any_text_is_idempotent(text: str) -> None:
     once = canonical_url(text)
     assert canonical_url(once) == once

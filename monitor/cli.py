@@ -105,7 +105,11 @@ def main(ctx: click.Context, config: str | None, log_level: str, log_format: str
 
 @main.command()
 @click.option(
-    "--tick", default=30, show_default=True, help="Seconds between checks for due sources."
+    "--tick",
+    type=click.IntRange(min=1),
+    default=30,
+    show_default=True,
+    help="Seconds between checks for due sources (at least 1).",
 )
 @click.option(
     "--health-port",

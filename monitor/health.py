@@ -22,22 +22,50 @@ log = logging.getLogger(__name__)
 
 
 def max_tick_age(tick_seconds: float, timeout: float) -> float:
-    """How old the last tick may be before the service counts as stuck: a few ticks, plus
-    room for a slow cycle to finish its fetches."""
+    """How old the last finished tick may be before the service counts as stuck: a few
+    ticks, plus room for a slow cycle to finish its fetches."""
     return max(120.0, 3 * tick_seconds + 3 * timeout)
 
 
+def beat_interval(tick_seconds: float) -> float:
+    """How often the running service writes that it is alive: twice a tick, so one beat
+    lost to a busy database does not make it look stopped."""
+    return max(0.5, tick_seconds / 2)
+
+
+def max_beat_age(tick_seconds: float) -> float:
+    """A service silent for two ticks (plus a little for a busy database) is not running."""
+    return 2 * tick_seconds + BEAT_SLACK
+
+
+BEAT_SLACK = 5.0  # seconds: a beat waits at most this long for a busy database
+
+
 def heartbeat_check(store: Store, now: datetime | None = None) -> tuple[bool, str]:
-    """Whether a `monitor run` on this database ticked recently, with a one-line reason."""
+    """Whether a `monitor run` on this database is alive and ticking, with a one-line
+    reason: stopped (cleanly, or silent for two ticks), stuck in a tick, or ok."""
     beat = store.heartbeat()
-    if beat is None:
+    if beat is None or beat.alive_at is None:
         return False, "no tick recorded: is `monitor run` running on this database?"
-    last = iso(beat.last_tick)
-    age = ((now or utcnow()) - beat.last_tick).total_seconds()
+    now = now or utcnow()
+    if beat.stopped_at is not None and beat.stopped_at >= beat.alive_at:
+        return False, f"stopped at {iso(beat.stopped_at)}"
+    silent = (now - beat.alive_at).total_seconds()
+    if silent > max_beat_age(beat.tick_seconds):
+        return False, (
+            f"no heartbeat for {silent:.0f}s (since {iso(beat.alive_at)}), more than two "
+            f"ticks of {beat.tick_seconds:g}s: not running"
+        )
+    if beat.last_tick is None:
+        return True, "running, first tick not finished yet"
+    age = (now - beat.last_tick).total_seconds()
     limit = max_tick_age(beat.tick_seconds, beat.timeout)
     if age > limit:
-        return False, f"last tick {age:.0f}s ago (at {last}), more than {limit:.0f}s: stuck?"
-    return True, f"last tick {age:.0f}s ago (at {last})"
+        return (
+            False,
+            f"running, but the last tick finished {age:.0f}s ago (more than {limit:.0f}s): stuck?",
+        )
+    return True, f"last tick {age:.0f}s ago (at {iso(beat.last_tick)})"
 
 
 def record_heartbeat(store: Store, tick_seconds: float, timeout: float, now: datetime) -> None:

@@ -480,9 +480,23 @@ class RuleWatcher:
             for problem in exc.problems:
                 log.error("rules not reloaded, keeping the last good set: %s", problem)
             return False
+        _warn_removed_files(self.ruleset, ruleset)
         self.ruleset, self.engine, self.error = ruleset, Engine(ruleset), None
         log.info("rules reloaded: %d rules, %d actors", len(ruleset.rules), len(ruleset.actors))
         return True
+
+
+def _warn_removed_files(old: RuleSet, new: RuleSet) -> None:
+    """A rule file that disappeared takes its rules with it: say so loudly, since a deleted
+    file is more often a mistake (a bad checkout, a moved folder) than a decision."""
+    for file in sorted(set(map(str, old.files)) - set(map(str, new.files))):
+        rules = [r.id for r in old.rules if r.origin.rsplit(":", 1)[0] == file]
+        actors = [a.id for a in old.actors.values() if a.origin.rsplit(":", 1)[0] == file]
+        gone = [f"{len(rules)} rule(s)"] + ([f"{len(actors)} actor(s)"] if actors else [])
+        names = ", ".join(rules + actors)
+        log.warning(
+            "rule file %s was removed; its %s no longer apply: %s", file, " and ".join(gone), names
+        )
 
 
 def explain(engine: Engine, rule: Rule, item: Item) -> tuple[list[str], bool]:

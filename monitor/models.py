@@ -246,6 +246,8 @@ class SearchResult:
 class Heartbeat:
     """What the running service last wrote about itself."""
 
-    last_tick: datetime
+    last_tick: datetime | None  # the last tick that finished (None: still on its first)
     tick_seconds: float
     timeout: float
+    alive_at: datetime | None = None  # the service's own beat, written whatever a tick does
+    stopped_at: datetime | None = None  # set by a clean stop, cleared by the next start

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import calendar
 import json
+import re
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -71,6 +72,11 @@ def parse_feed(body: bytes, base_url: str = "") -> list[RawEntry]:
         parsed = feedparser.parse(body, sanitize_html=False, resolve_relative_uris=False)
     except (ValueError, LookupError) as exc:  # e.g. a garbled encoding declaration
         raise ParseError(f"not a readable feed: {type(exc).__name__}: {exc}") from None
+    if parsed.bozo and not root_closed(body):
+        # Cut off in transfer (a server closing early, no Content-Length): its last entry is
+        # partial, and storing it would keep the cut text for good. Fail the fetch instead;
+        # the source is fetched again next time.
+        raise ParseError("the document ends before its root element closes (cut off?)")
     entries = [_from_feedparser(e, base_url) for e in parsed.entries]
     if entries:
         return entries
@@ -80,6 +86,29 @@ def parse_feed(body: bytes, base_url: str = "") -> list[RawEntry]:
     if not parsed.version:
         raise ParseError("not a feed (no RSS, Atom or JSON Feed found in the document)")
     return []
+
+
+_PROLOGUE = re.compile(rb"\s*(?:<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^>\[]*(?:\[.*?\])?\s*>|\s+)*",
+                       re.DOTALL | re.IGNORECASE)  # fmt: skip
+_ROOT_NAME = re.compile(rb"<([A-Za-z_][\w:.-]*)")
+_EPILOGUE = re.compile(rb"(?:\s+|<!--.*?-->|<\?.*?\?>)*\Z", re.DOTALL)
+
+
+def root_closed(body: bytes) -> bool:
+    """Whether an XML document ends with its root element's end tag (ignoring comments and
+    whitespace after it). Unknown encodings (UTF-16, UTF-32) count as closed: feedparser
+    decides about those."""
+    if body.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in body[:4]:
+        return True
+    body = body.removeprefix(b"\xef\xbb\xbf")
+    prologue = _PROLOGUE.match(body)
+    root = _ROOT_NAME.match(body, prologue.end() if prologue else 0)
+    if root is None:
+        return True  # not XML at all: feedparser says what it is
+    tail = body[-4096:]
+    tail = tail[: _EPILOGUE.search(tail).start()]  # type: ignore[union-attr]
+    end_tag = re.search(rb"</\s*([\w:.-]+)\s*>\Z", tail)
+    return end_tag is not None and end_tag.group(1) == root.group(1)
 
 
 def absolute(base_url: str, link: str) -> str:

@@ -30,13 +30,20 @@ from monitor.config import DigestSettings, Settings, describe_error, load_settin
 from monitor.deliver import deliver_pending, deliverer_for, send_digests
 from monitor.errors import ConfigError, MonitorError, RuleError, StoreError
 from monitor.fetch import Politeness
-from monitor.health import HealthServer, Metrics, max_tick_age, record_heartbeat
+from monitor.health import (
+    HealthServer,
+    Metrics,
+    beat_interval,
+    max_tick_age,
+    record_heartbeat,
+)
 from monitor.match import RuleWatcher
 from monitor.pipeline import ParsePool, poll, sync_config
 from monitor.store import InstanceLock, StoreLocked, open_store
 
 log = logging.getLogger(__name__)
 DEFAULT_TICK_SECONDS = 30
+MIN_TICK_SECONDS = 1  # a shorter tick would poll the database in a busy loop
 DIGEST_RETRY = timedelta(minutes=1)  # a digest the database refused is tried again this soon
 
 
@@ -49,6 +56,8 @@ class Daemon:
         tick_seconds: int = DEFAULT_TICK_SECONDS,
         health_port: int | None = None,
     ) -> None:
+        if tick_seconds < MIN_TICK_SECONDS:
+            raise ConfigError(f"tick of {tick_seconds}s: it must be at least {MIN_TICK_SECONDS}s")
         self.settings = settings
         self.tick_seconds = tick_seconds
         self.rules = RuleWatcher(settings.rules)
@@ -66,6 +75,7 @@ class Daemon:
         self._config_stamp = _stamp(settings.path)
         self.health_address = ("127.0.0.1", health_port) if health_port else settings.health.address
         self.health: HealthServer | None = None
+        self._beat: threading.Thread | None = None
 
     # -- jobs ------------------------------------------------------------------------------
 
@@ -194,6 +204,25 @@ class Daemon:
             return False, f"last tick {age:.0f}s ago, more than {limit:.0f}s: stuck?"
         return True, f"ok: last tick {age:.0f}s ago"
 
+    def _beat_forever(self) -> None:
+        """Write that the service is alive, every half tick, on a thread of its own: a tick
+        busy with slow fetches must not make a running service look stopped, and a stopped
+        one must look stopped within two ticks."""
+        while not self.stopping.wait(beat_interval(self.tick_seconds)):
+            try:
+                with open_store(self.settings) as store:
+                    store.record_alive(utcnow(), self.tick_seconds, self.settings.fetch.timeout)
+            except StoreError as exc:  # busy for now: the next beat will do
+                log.debug("heartbeat not written: %s", exc)
+
+    def _record_stop(self) -> None:
+        try:
+            with open_store(self.settings) as store:
+                store.record_stopped(utcnow())
+        except StoreError as exc:
+            log.warning("could not record the stop (status will say so within two ticks): %s",
+                        exc)  # fmt: skip
+
     def _schedule(self) -> None:
         """(Re)create the digest and retention jobs from the current settings."""
         for job in self.scheduler.get_jobs():
@@ -241,7 +270,9 @@ class Daemon:
         try:
             lock.acquire()
             with open_store(self.settings) as store:
+                # the start counts as a tick, and clears the last run's stop record
                 store.record_heartbeat(utcnow(), self.tick_seconds, self.settings.fetch.timeout)
+                store.record_alive(utcnow(), self.tick_seconds, self.settings.fetch.timeout)
         except StoreLocked as exc:  # busy, not broken: the ticks will get their turn
             log.warning("database busy at start, carrying on: %s", exc)
         except StoreError as exc:
@@ -276,6 +307,8 @@ class Daemon:
         self._schedule()
         self._catch_up()
         self.scheduler.start()
+        self._beat = threading.Thread(target=self._beat_forever, name="heartbeat", daemon=True)
+        self._beat.start()
         log.info(
             "monitor running: %d sources, %d rules, tick every %ds, database %s",
             len(self.settings.sources),
@@ -289,6 +322,10 @@ class Daemon:
         self.stopping.set()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
+        if self._beat is not None:
+            self._beat.join()
+            self._beat = None
+            self._record_stop()
         self.pool.close()
         if self.health is not None:
             self.health.stop()

@@ -40,6 +40,7 @@ class Response:
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    cut_at: int | None = None  # send this many bytes, no Content-Length, then close
 
 
 class FeedServer:
@@ -77,6 +78,12 @@ class FeedServer:
                 self.send_response(response.status)
                 for name, value in response.headers.items():
                     self.send_header(name, value)
+                if response.cut_at is not None:  # the server closes early, as if it crashed
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.wfile.write(response.body[: response.cut_at])
+                    self.close_connection = True
+                    return
                 self.send_header("Content-Length", str(len(response.body)))
                 self.end_headers()
                 self.wfile.write(response.body)

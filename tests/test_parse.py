@@ -36,7 +36,7 @@ def test_json_feed_is_read_by_content_type_or_shape() -> None:
 
 @pytest.mark.parametrize(
     ("name", "message"),
-    [("broken.xml", "not a readable feed"), ("not_a_feed.html", "not"),
+    [("broken.xml", "ends before its root element closes"), ("not_a_feed.html", "not"),
      ("empty.xml", "empty document")],
 )  # fmt: skip
 def test_unreadable_documents_raise_parse_error(name: str, message: str) -> None:

@@ -96,7 +96,13 @@ def test_status_check_follows_the_heartbeat(tmp_path):
         record_heartbeat(store, 30, 20, utcnow() - timedelta(seconds=10))
         assert monitor(config, "status", "--check").returncode == 0
         record_heartbeat(store, 30, 20, utcnow() - timedelta(hours=1))
-        stale = monitor(config, "status", "--check")
+        silent = monitor(config, "status", "--check")
+        store.record_alive(utcnow(), 30, 20)  # alive, but its tick has not finished for an hour
+        stuck = monitor(config, "status", "--check")
+        store.record_stopped(utcnow())
+        stopped = monitor(config, "status", "--check")
     finally:
         store.close()
-    assert stale.returncode == 1 and "stuck?" in stale.stdout
+    assert silent.returncode == 1 and "not running" in silent.stdout
+    assert stuck.returncode == 1 and "stuck?" in stuck.stdout
+    assert stopped.returncode == 1 and "stopped at" in stopped.stdout

@@ -16,7 +16,21 @@ from monitor.store.base import StoreBase
 
 class ServiceTable(StoreBase):
     def record_heartbeat(self, now: datetime, tick_seconds: float, timeout: float) -> None:
-        values = {"last_tick": iso(now), "tick_seconds": tick_seconds, "timeout": timeout}
+        """A tick finished (which also proves the service alive)."""
+        self._set_state(
+            last_tick=iso(now), alive_at=iso(now), tick_seconds=tick_seconds, timeout=timeout
+        )
+
+    def record_alive(self, now: datetime, tick_seconds: float, timeout: float) -> None:
+        """The service is running, whatever its tick is busy with; clears a stop record."""
+        self._set_state(alive_at=iso(now), stopped_at="", tick_seconds=tick_seconds,
+                        timeout=timeout, pid=os.getpid())  # fmt: skip
+
+    def record_stopped(self, now: datetime) -> None:
+        """The service stopped cleanly: `status` says so at once instead of waiting."""
+        self._set_state(stopped_at=iso(now))
+
+    def _set_state(self, **values: object) -> None:
         with self.transaction():
             self.conn.executemany(
                 "INSERT INTO service_state (key, value) VALUES (?, ?) "
@@ -25,14 +39,17 @@ class ServiceTable(StoreBase):
             )
 
     def heartbeat(self) -> Heartbeat | None:
-        """The service's last heartbeat, or None when no service ever ticked here."""
+        """The service's last heartbeat, or None when no service ever ran here."""
         state = dict(self.conn.execute("SELECT key, value FROM service_state"))
-        if not state.get("last_tick"):
+        alive = state.get("alive_at") or state.get("last_tick")
+        if not alive:
             return None
         return Heartbeat(
-            last_tick=from_iso(state["last_tick"]),
+            last_tick=from_iso(state["last_tick"]) if state.get("last_tick") else None,
             tick_seconds=float(state.get("tick_seconds", 30)),
             timeout=float(state.get("timeout", 20)),
+            alive_at=from_iso(alive),
+            stopped_at=from_iso(state["stopped_at"]) if state.get("stopped_at") else None,
         )
 
 

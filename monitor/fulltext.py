@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -115,26 +116,34 @@ def _link_density(node: Tag) -> float:
 
 
 def fetch_articles(
-    urls: dict[str, str], limits: FetchSettings, memory: Politeness | None = None
+    urls: dict[str, str],
+    limits: FetchSettings,
+    memory: Politeness | None = None,
+    stop: threading.Event | None = None,
 ) -> dict[str, FetchResult | FetchError]:
     """Fetch article pages (key -> URL); each key maps to its result or its error. The
     fetcher's per-host rules apply as to any page (robots.txt, one request at a time), with at
     least `article_delay` seconds between two pages of one host."""
     paced = replace(limits, per_host=1, host_delay=max(limits.host_delay, limits.article_delay))
     requests = [Request(key, url, robots=limits.robots) for key, url in urls.items()]
-    return fetch_all(requests, paced, memory)
+    return fetch_all(requests, paced, memory, stop)
 
 
 def add_full_text(
-    source: Source, items: Sequence[Item], limits: FetchSettings, memory: Politeness | None = None
+    source: Source,
+    items: Sequence[Item],
+    limits: FetchSettings,
+    memory: Politeness | None = None,
+    stop: threading.Event | None = None,
 ) -> list[Item]:
     """Items with `content` set to their article's main text, for at most
-    `source.fulltext_max` of them; an article that fails keeps its item as it was."""
+    `source.fulltext_max` of them; an article that fails keeps its item as it was. When
+    `stop` is set, articles in flight are abandoned (the caller then drops the cycle)."""
     wanted = {i.id: i.url for i in items if i.url}
     wanted = dict(list(wanted.items())[: source.fulltext_max])
     if not wanted:
         return list(items)
-    fetched = fetch_articles(wanted, limits, memory)
+    fetched = fetch_articles(wanted, limits, memory, stop)
     texts: dict[str, str] = {}
     for key, result in fetched.items():
         if isinstance(result, FetchError):

@@ -28,7 +28,7 @@ from monitor.errors import FetchError
 from monitor.fetch import Politeness, Request, fetch_all
 from monitor.fulltext import add_full_text
 from monitor.match import MAX_CHARS, Engine, clip_item
-from monitor.models import CycleOutcome, FetchResult, FetchState, Item, Source
+from monitor.models import CycleOutcome, FetchResult, FetchState, Hit, Item, Source
 from monitor.normalise import normalise_all
 from monitor.parse import parse, read_items, warm_up
 from monitor.store import Store
@@ -71,7 +71,12 @@ class ParsePool:
         if self._executor is None:
             # spawn, not fork: the daemon has threads, and a forked copy of a lock held by
             # another thread would never be released in the child.
-            self._executor = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"))
+            self._executor = ProcessPoolExecutor(
+                self.workers,
+                mp_context=get_context("spawn"),
+                initializer=exit_with_parent,
+                initargs=(os.getpid(),),
+            )
             for _ in range(self.workers):
                 self._executor.submit(warm_up)
 
@@ -89,6 +94,20 @@ class ParsePool:
 
 
 _Read = tuple[int, list[Item]] | str
+ORPHAN_CHECK_SECONDS = 1.0
+
+
+def exit_with_parent(parent: int) -> None:
+    """Run first in each parse worker: exit as soon as the service that started it is gone.
+    A SIGKILLed service runs no clean-up, and a worker blocked on its queue would wait (and
+    keep the resource tracker alive) for good; a watch on the parent's pid ends both."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(ORPHAN_CHECK_SECONDS)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
 
 
 def source_request(source: Source, state: FetchState | None = None) -> Request:
@@ -128,10 +147,14 @@ def poll(
         t0 = time.monotonic()
         fetched = fetch_all(requests, settings.fetch, memory, stop)
         t1 = time.monotonic()
-        if stop is not None and stop.is_set():
-            log.warning("cycle abandoned for shutdown: %d sources left for next time", len(sources))
-            return []
-        outcomes = _outcomes(sources, fetched, states, store, engine, pool, settings.fetch, memory)
+        _check_stop(stop)
+        outcomes = _outcomes(
+            sources, fetched, states, store, engine, pool, settings.fetch, memory, stop
+        )
+        _check_stop(stop)
+    except CycleAbandoned:
+        log.warning("cycle abandoned for shutdown: %d sources left for next time", len(sources))
+        return []
     finally:
         if own_pool is not None:
             own_pool.close()
@@ -201,6 +224,7 @@ def _outcomes(
     pool: ParsePool | None,
     limits: FetchSettings | None = None,
     memory: Politeness | None = None,
+    stop: threading.Event | None = None,
 ) -> list[CycleOutcome]:
     """What to store for each source, in the order given (an item two sources share is new
     for the first and `also_seen` for the second, as if they had been stored one by one)."""
@@ -224,7 +248,7 @@ def _outcomes(
     for (result, source, _), read in zip(to_read, reads, strict=True):
         if isinstance(read, str):
             outcomes[source.name] = CycleOutcome(source.name, result.status, error=read)
-    _dedupe_and_match(to_read, reads, store, engine, outcomes, limits, memory)
+    _dedupe_and_match(to_read, reads, store, engine, outcomes, limits, memory, stop)
     return [outcomes[s.name] for s in sources]
 
 
@@ -246,6 +270,7 @@ def _dedupe_and_match(
     outcomes: dict[str, CycleOutcome],
     limits: FetchSettings | None = None,
     memory: Politeness | None = None,
+    stop: threading.Event | None = None,
 ) -> None:
     """Split every parsed document's items into new ones (matched) and ones already stored,
     with one batch of lookups for the whole cycle. With `limits`, a `fulltext` source's new
@@ -260,6 +285,7 @@ def _dedupe_and_match(
     known = store.find_known([i for i in every if i.id not in pruned])
     cycle = _StoryIndex()
     for result, source, state, parsed, items in documents:
+        _check_stop(stop)
         new_items, also_seen = [], []
         for item in items:
             if item.id in pruned:  # stored long ago and pruned since: not news
@@ -271,7 +297,7 @@ def _dedupe_and_match(
                 new_items.append(item)
                 cycle.add(item)
         if source.fulltext and limits is not None and new_items:
-            new_items = add_full_text(source, new_items, limits, memory)
+            new_items = add_full_text(source, new_items, limits, memory, stop)
         max_text = limits.max_text if limits is not None else MAX_CHARS
         new_items = [clip_item(item, max_text) for item in new_items]  # what is stored
         outcomes[source.name] = CycleOutcome(
@@ -279,10 +305,30 @@ def _dedupe_and_match(
             status=result.status,
             parsed=parsed,
             new_items=new_items,
-            hits=[(item.id, hit) for item in new_items for hit in engine.match(item, max_text)],
+            hits=_match_all(engine, new_items, max_text, stop),
             also_seen=also_seen,
             state=state,
         )
+
+
+class CycleAbandoned(Exception):
+    """The service is stopping: the cycle ends here and nothing of it is stored (its sources
+    are fetched again on the next start, as if this cycle never ran)."""
+
+
+def _check_stop(stop: threading.Event | None) -> None:
+    if stop is not None and stop.is_set():
+        raise CycleAbandoned
+
+
+def _match_all(
+    engine: Engine, items: Sequence[Item], max_text: int, stop: threading.Event | None
+) -> list[tuple[str, Hit]]:
+    hits = []
+    for item in items:
+        _check_stop(stop)  # a shutdown does not wait for a long document's matching
+        hits.extend((item.id, hit) for hit in engine.match(item, max_text))
+    return hits
 
 
 class _StoryIndex:

@@ -103,7 +103,7 @@ def test_every_fault_stays_with_its_source(tmp_path, feed_server, daemon):
     assert "after decompression" in errors["bomb"]
     assert f"over the {LIMIT}-byte limit" in errors["huge"]
     assert errors["html"].startswith("not a")  # not a feed, or not a readable one
-    assert "not a readable feed" in errors["invalid"]
+    assert "cut off" in errors["invalid"]
     assert errors["empty"] == "empty document"
     assert errors["growing"] is None and errors["etag"] is None
     assert stored_guids(tmp_path) == ["etag-0", "etag-1", "growing-0", "growing-1"]

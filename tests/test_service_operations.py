@@ -141,3 +141,72 @@ def test_a_feed_cut_off_in_transfer_stores_nothing_until_it_comes_whole(
     # Fetched again in full (no conditional request answered 304 from the cut copy).
     assert count_items(tmp_path) == 3
     assert "If-None-Match" not in feed_server.requests[-1][1]
+
+
+def children(pid: int) -> set[int]:
+    """Live processes whose parent is `pid` (zombies count as gone)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.add(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_parse_workers_exit_when_the_service_is_killed(tmp_path, feed_server):
+    sources = []
+    for n in range(20):  # enough changed feeds for the cycle to use worker processes
+        feed_server.routes[f"/f{n}.xml"] = Response(200, kosovo_feed(f"f{n}", 3))
+        sources.append({"name": f"F{n}", "url": feed_server.url(f"f{n}.xml"), "interval": "1h"})
+    config = write_config(tmp_path, sources, fetch={"parse_workers": 2})
+    service = start(config, tmp_path / "daemon.log")
+    try:
+        assert wait_until(lambda: len(children(service.pid)) >= 2)  # workers (and tracker)
+        assert wait_until(lambda: count_items(tmp_path) == 60)
+        workers = children(service.pid)
+        service.kill()
+        service.wait(timeout=10)
+        assert wait_until(lambda: not any(alive(pid) for pid in workers), 20), workers
+    finally:
+        stop(service)
+
+
+def test_sigterm_abandons_full_text_fetches_and_stores_nothing_of_the_cycle(tmp_path, feed_server):
+    feed = kosovo_feed("k", 4).replace(b"https://news.example/k/", feed_server.url("a/").encode())
+    feed_server.routes["/k.xml"] = Response(200, feed)
+    for n in range(4):  # article pages that take far longer than a stop may
+        feed_server.routes[f"/a/{n}"] = Response(
+            200, b"<html><body><p>text</p></body></html>", {"Content-Type": "text/html"}, delay=30
+        )
+    source = {"name": "K", "url": feed_server.url("k.xml"), "fulltext": True, "interval": "1h"}
+    config = write_config(tmp_path, [source], fetch={"timeout": 60, "robots": False})
+    service = start(config, tmp_path / "daemon.log")
+    try:
+        assert wait_until(lambda: feed_server.hits("/a/0") == 1)
+        service.send_signal(signal.SIGTERM)
+        assert service.wait(timeout=8) == 0  # well before Docker's SIGKILL at 10 s
+    finally:
+        stop(service)
+    log = (tmp_path / "daemon.log").read_text(encoding="utf-8")
+    assert "cycle abandoned for shutdown" in log and "Traceback" not in log
+    assert count_items(tmp_path) == 0  # nothing half-written: fetched again next start
+    db = sqlite3.connect(tmp_path / "monitor.db")
+    etag_kept = db.execute(
+        "SELECT count(*) FROM sources WHERE coalesce(content_hash, '') != ''"
+    ).fetchone()
+    db.close()
+    assert etag_kept == (0,)

@@ -210,3 +210,47 @@ def test_sigterm_abandons_full_text_fetches_and_stores_nothing_of_the_cycle(tmp_
     ).fetchone()
     db.close()
     assert etag_kept == (0,)
+
+
+def as_service_user() -> list[str]:
+    """A command prefix under which file modes bind the child as they bind a service user:
+    root keeps its uid but loses the capability to override them."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    assert setpriv, "setpriv (util-linux) is needed to drop root's file-mode override"
+    return [setpriv, "--bounding-set", "-dac_override,-dac_read_search"]
+
+
+@pytest.mark.parametrize("what", ["read-only database", "unwritable lock file"])
+def test_unwritable_storage_stops_the_service_with_one_line_and_exit_2(tmp_path, what):
+    config = write_config(tmp_path, [])
+    assert monitor(config, "status").returncode == 0  # the database exists
+    target = tmp_path / ("monitor.db" if what == "read-only database" else "monitor.db.lock")
+    target.touch()
+    target.chmod(0o444)
+    env = {**os.environ, "MONITOR_CONFIG": str(config)}
+    command = [*as_service_user(), sys.executable, "-m", "monitor", "run", "--tick", "1"]
+    run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1
+    assert str(target) in run.stderr
+
+
+def test_a_full_disk_is_one_line_and_exit_1(tmp_path, feed_server):
+    import resource
+
+    feed_server.routes["/k.xml"] = Response(200, kosovo_feed("k", 40))
+    config = write_config(tmp_path, [{"name": "K", "url": feed_server.url("k.xml")}])
+    assert monitor(config, "status").returncode == 0
+    room = (tmp_path / "monitor.db").stat().st_size // 2  # no file may grow past this
+
+    def small_disk() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (room, room))
+
+    env = {**os.environ, "MONITOR_CONFIG": str(config)}
+    once = subprocess.run([sys.executable, "-m", "monitor", "once"], env=env, text=True,
+                          capture_output=True, timeout=60, preexec_fn=small_disk)  # fmt: skip
+    assert once.returncode == 1
+    assert "Traceback" not in once.stderr and len(once.stderr.strip().splitlines()) == 1
+    assert "disk" in once.stderr and str(tmp_path / "monitor.db") in once.stderr

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from pythonjsonlogger.json import JsonFormatter
 
 from monitor import __version__
 from monitor.config import FetchSettings, Settings, config_path, load_settings
@@ -22,23 +23,19 @@ from monitor.models import Item
 log = logging.getLogger("monitor")
 
 
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            entry["error"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
-
-
 def setup_logging(level: str, fmt: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
-        handler.setFormatter(_JsonFormatter())
+        # One object per line: time, level, logger, message, and the record's own fields
+        # (source, status, new, hits, seconds, error, ...) as typed values to filter on.
+        handler.setFormatter(
+            JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+                datefmt="%Y-%m-%dT%H:%M:%S%z",
+                json_ensure_ascii=False,
+            )
+        )
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s"))
     root = logging.getLogger()

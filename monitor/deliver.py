@@ -16,6 +16,7 @@ import smtplib
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import getaddresses
@@ -137,10 +138,12 @@ def deliver_pending(
     deliverer: Deliverer,
     now: datetime | None = None,
     stop: threading.Event | None = None,
+    observe: Callable[[str], None] | None = None,
 ) -> int:
     """Try every message that is due for (re)delivery; return how many went out. With
     `stop`, an attempt still in flight when it is set is abandoned (the message stays
-    pending and is due again at once)."""
+    pending and is due again at once). `observe` hears each attempt's outcome: sent,
+    retry (failed for now), failed (for good) or abandoned."""
     sent = 0
     now = now or utcnow()
     for message in store.pending_digests(now):
@@ -149,8 +152,10 @@ def deliver_pending(
         # the lease runs on the wall clock: it guards against other live processes
         if not store.lease_digest(message.id, now, max(now, utcnow()) + LEASE):
             continue  # another process or thread is sending it right now
-        if _attempt(store, deliverer, message, now, stop):
-            sent += 1
+        outcome = _attempt(store, deliverer, message, now, stop)
+        if observe is not None:
+            observe(outcome)
+        sent += outcome == "sent"
     return sent
 
 
@@ -160,8 +165,8 @@ def _attempt(
     message: OutboxMessage,
     now: datetime,
     stop: threading.Event | None,
-) -> bool:
-    """One delivery attempt of a leased message, its outcome written down; True if sent."""
+) -> str:
+    """One delivery attempt of a leased message, its outcome written down and returned."""
     name, number = message.name, message.id
     key = (str(store.path), number)
     try:
@@ -172,17 +177,17 @@ def _attempt(
             if where is None:
                 store.release_lease(number)
                 log.warning("digest %s #%d: delivery abandoned for shutdown", name, number)
-                return False
+                return "abandoned"
     except PermanentDeliveryError as exc:
         store.mark_failed(number, utcnow(), str(exc), None)
         log.error("digest %s #%d: delivery failed for good: %s", name, number, exc)
-        return False
+        return "failed"
     except DeliveryError as exc:
         retry_at = max(now, utcnow()) + backoff(message.attempts)
         store.mark_failed(number, utcnow(), str(exc), retry_at)
         log.warning("digest %s #%d: delivery failed, retry at %s: %s", name, number,
                     retry_at.strftime("%H:%M:%S"), exc)  # fmt: skip
-        return False
+        return "retry"
     try:
         _record_sent(store, number, where)
     except StoreError:
@@ -190,7 +195,7 @@ def _attempt(
         raise
     _ACCEPTED.pop(key, None)
     log.info("digest %s #%d: delivered to %s", name, number, where)
-    return True
+    return "sent"
 
 
 def _send(deliverer: Deliverer, message: OutboxMessage, stop: threading.Event | None) -> str | None:
@@ -243,6 +248,7 @@ def send_digests(
     names: list[str] | None = None,
     now: datetime | None = None,
     stop: threading.Event | None = None,
+    observe: Callable[[str], None] | None = None,
 ) -> list[BuiltMessage]:
     """Build, record and deliver the configured digests that have news; retry earlier ones."""
     built = prepare(settings, store, ruleset, names, now)
@@ -256,7 +262,7 @@ def send_digests(
             digest_id,
             len(message.digest.hit_ids),
         )
-    deliver_pending(store, deliverer_for(settings), now, stop)
+    deliver_pending(store, deliverer_for(settings), now, stop, observe)
     return built
 
 

@@ -5,15 +5,27 @@
 from __future__ import annotations
 
 import logging
+import platform
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
 from prometheus_client.exposition import generate_latest
 
+from monitor import __version__
 from monitor.clock import iso, utcnow
 from monitor.models import SourceStatus
 from monitor.store import Store
@@ -72,31 +84,60 @@ def record_heartbeat(store: Store, tick_seconds: float, timeout: float, now: dat
     store.record_heartbeat(now, tick_seconds, timeout)
 
 
+FETCH_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60)  # seconds per fetch
+
+# One sample per counter, not two: the `_created` series doubles what a scraper stores and
+# no dashboard reads it.
+disable_created_metrics()
+
+
 class Metrics:
-    """The service's Prometheus metrics, in a registry of its own."""
+    """The service's Prometheus metrics, in a registry of its own: `news_monitor_*` for the
+    service, plus the standard `process_*` and `python_info` series."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.ticks = Counter("monitor_ticks", "Scheduler ticks run.", registry=r)
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        Info("news_monitor_build", "The running version.", registry=r).info(
+            {"version": __version__, "python": platform.python_version()}
+        )
+        self.ticks = Counter("news_monitor_ticks", "Scheduler ticks run.", registry=r)
         self.last_tick = Gauge(
-            "monitor_last_tick_timestamp_seconds", "When the last tick finished.", registry=r
+            "news_monitor_last_tick_timestamp_seconds", "When the last tick finished.", registry=r
         )
         self.tick_seconds = Gauge(
-            "monitor_last_tick_duration_seconds", "How long the last tick took.", registry=r
+            "news_monitor_last_tick_duration_seconds", "How long the last tick took.", registry=r
         )
         self.fetches = Counter(
-            "monitor_fetches", "Source fetches by outcome.", ["outcome"], registry=r
+            "news_monitor_fetches", "Source fetches by outcome.", ["outcome"], registry=r
         )
-        self.new_items = Counter("monitor_new_items", "New items stored.", registry=r)
-        self.hits = Counter("monitor_hits", "Rule hits stored.", registry=r)
-        self.pruned = Counter("monitor_pruned_items", "Items removed by retention.", registry=r)
+        self.fetch_seconds = Histogram(
+            "news_monitor_fetch_duration_seconds",
+            "Time to fetch one source (connect to last byte).",
+            buckets=FETCH_BUCKETS,
+            registry=r,
+        )
+        self.new_items = Counter("news_monitor_new_items", "New items stored.", registry=r)
+        self.hits = Counter("news_monitor_hits", "Rule hits stored.", registry=r)
+        self.pruned = Counter(
+            "news_monitor_pruned_items", "Items removed by retention.", registry=r
+        )
+        self.deliveries = Counter(
+            "news_monitor_deliveries",
+            "Delivery attempts of digests and alerts by outcome "
+            "(sent, retry: failed for now, failed: for good, abandoned: at shutdown).",
+            ["outcome"],
+            registry=r,
+        )
         self.sources = Gauge(
-            "monitor_sources", "Configured sources by state.", ["state"], registry=r
+            "news_monitor_sources", "Configured sources by state.", ["state"], registry=r
         )
-        self.digests = Gauge(
-            "monitor_digests", "Digests in the outbox by delivery status.", ["status"], registry=r
-        )
+        self.outbox = Gauge(
+            "news_monitor_outbox_messages", "Messages in the outbox by state.", ["state"],
+            registry=r,
+        )  # fmt: skip
 
     def observe_cycle(self, reports: Sequence[Any]) -> None:
         for report in reports:
@@ -107,8 +148,12 @@ class Metrics:
             else:
                 outcome = "ok"
             self.fetches.labels(outcome).inc()
+            self.fetch_seconds.observe(report.seconds)
             self.new_items.inc(report.new)
             self.hits.inc(report.hits)
+
+    def observe_delivery(self, outcome: str) -> None:
+        self.deliveries.labels(outcome).inc()
 
     def observe_store(self, sources: Sequence[SourceStatus], outbox: dict[str, int]) -> None:
         states = {"ok": 0, "failing": 0, "flagged": 0}
@@ -116,8 +161,8 @@ class Metrics:
             states["ok" if source.state == "new" else source.state] += 1
         for state, count in states.items():
             self.sources.labels(state).set(count)
-        for status, count in outbox.items():
-            self.digests.labels(status).set(count)
+        for state, count in outbox.items():
+            self.outbox.labels(state).set(count)
 
 
 MAX_CONNECTIONS = 8  # scrapers and health checks at once; more are turned away at once

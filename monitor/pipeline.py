@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from multiprocessing import get_context
 
-from monitor.clock import utcnow
+from monitor.clock import iso, utcnow
 from monitor.config import FetchSettings, Settings
 from monitor.errors import FetchError
 from monitor.fetch import Politeness, Request, fetch_all
@@ -176,18 +176,26 @@ def poll(
         report = _report(outcome, result.elapsed, next_check)
         _log(report)
         reports.append(report)
+    _log_cycle(reports, fetch=t1 - t0, parse_match=t2 - t1, store=t3 - t2)
+    return reports
+
+
+def _log_cycle(reports: Sequence[SourceReport], **seconds: float) -> None:
+    fields = {
+        "event": "cycle",
+        "sources": len(reports),
+        "new": sum(r.new for r in reports),
+        "hits": sum(r.hits for r in reports),
+        "errors": sum(1 for r in reports if r.error),
+        **{f"{stage}_seconds": round(value, 3) for stage, value in seconds.items()},
+    }
     log.info(
         "cycle: %d sources, %d new items, %d hits, %d errors "
         "(fetch %.2fs, parse+match %.2fs, store %.2fs)",
-        len(reports),
-        sum(r.new for r in reports),
-        sum(r.hits for r in reports),
-        sum(1 for r in reports if r.error),
-        t1 - t0,
-        t2 - t1,
-        t3 - t2,
-    )
-    return reports
+        fields["sources"], fields["new"], fields["hits"], fields["errors"],
+        seconds["fetch"], seconds["parse_match"], seconds["store"],
+        extra=fields,
+    )  # fmt: skip
 
 
 def sync_config(settings: Settings, store: Store, now: datetime) -> None:
@@ -410,6 +418,19 @@ def _report(
 
 
 def _log(report: SourceReport) -> None:
+    """One line per source per cycle; its fields are also attached for JSON logs."""
+    fields = {
+        "event": "source",
+        "source": report.name,
+        "status": report.status,
+        "parsed": report.parsed,
+        "new": report.new,
+        "seen": report.seen,
+        "hits": report.hits,
+        "seconds": round(report.seconds, 3),
+        "error": report.error,
+        "next_check": iso(report.next_check) if report.next_check else None,
+    }
     if report.error:
         retry = f"; next try {report.next_check:%Y-%m-%d %H:%M:%S}Z" if report.next_check else ""
         log.error(
@@ -419,6 +440,7 @@ def _log(report: SourceReport) -> None:
             report.seconds,
             report.error,
             retry,
+            extra=fields,
         )
     else:
         log.info(
@@ -430,4 +452,5 @@ def _log(report: SourceReport) -> None:
             report.seen,
             report.hits,
             report.seconds,
+            extra=fields,
         )

@@ -106,7 +106,10 @@ class Daemon:
             if settings.alerts is not None and not self.stopping.is_set():
                 queue_alert(settings, store, ruleset, now)
             if not self.stopping.is_set():
-                deliver_pending(store, deliverer_for(settings), now, self.stopping)
+                deliver_pending(
+                    store, deliverer_for(settings), now, self.stopping,
+                    self.metrics.observe_delivery,
+                )  # fmt: skip
             record_heartbeat(store, self.tick_seconds, settings.fetch.timeout, utcnow())
             self.metrics.observe_store(store.source_statuses(), store.outbox_state())
         self.last_tick = time.monotonic()
@@ -121,7 +124,8 @@ class Daemon:
             ruleset, settings = self.rules.ruleset, self.settings
         try:
             with open_store(settings) as store:
-                send_digests(settings, store, ruleset, [config.name], stop=self.stopping)
+                send_digests(settings, store, ruleset, [config.name], stop=self.stopping,
+                             observe=self.metrics.observe_delivery)  # fmt: skip
                 store.record_digest_run(config.name, utcnow())
         except StoreError as exc:
             retry = utcnow() + DIGEST_RETRY

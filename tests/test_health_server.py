@@ -63,7 +63,7 @@ def test_only_get_and_head_are_answered(server: HealthServer) -> None:
     status, body, headers = request(server, "HEAD", "/healthz")
     assert status == 200 and body == b"" and headers["Content-Length"] == "9"
     status, body, _ = request(server, "GET", "/metrics")
-    assert status == 200 and b"monitor_ticks_total" in body
+    assert status == 200 and b"news_monitor_ticks_total" in body
     for method in ("POST", "PUT", "DELETE", "OPTIONS", "TRACE", "CONNECT"):
         status, _, _ = request(server, method, "/healthz")
         assert status == 501, method

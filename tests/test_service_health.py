@@ -49,12 +49,14 @@ def test_health_endpoint_and_metrics(tmp_path, feed_server):
         assert status == 200 and text.startswith("ok: last tick")
         status, metrics = get(f"http://127.0.0.1:{port}/metrics")
         assert status == 200
-        assert "monitor_ticks_total 1.0" in metrics
-        assert 'monitor_fetches_total{outcome="ok"} 1.0' in metrics
-        assert 'monitor_fetches_total{outcome="error"} 1.0' in metrics
-        assert "monitor_new_items_total 3.0" in metrics
-        assert 'monitor_sources{state="failing"} 1.0' in metrics
-        assert 'monitor_digests{status="pending"} 0.0' in metrics
+        assert "news_monitor_ticks_total 1.0" in metrics
+        assert 'news_monitor_fetches_total{outcome="ok"} 1.0' in metrics
+        assert 'news_monitor_fetches_total{outcome="error"} 1.0' in metrics
+        assert "news_monitor_fetch_duration_seconds_count 2.0" in metrics
+        assert "news_monitor_new_items_total 3.0" in metrics
+        assert 'news_monitor_sources{state="failing"} 1.0' in metrics
+        assert 'news_monitor_outbox_messages{state="pending"} 0.0' in metrics
+        assert "_created" not in metrics and "process_cpu_seconds_total" in metrics
         daemon.last_tick = time.monotonic() - 3600  # as if the ticks had stopped an hour ago
         status, text = get(f"http://127.0.0.1:{port}/healthz")
         assert status == 503 and "stuck?" in text

@@ -2,8 +2,10 @@
 
 Every error names the file, the key and what was expected. Relative paths are taken from the
 config file's folder, so the service runs the same from any working directory. The environment
-can override the paths: MONITOR_CONFIG, MONITOR_DATABASE, MONITOR_RULES, MONITOR_OUTBOX; and
-MONITOR_HEALTH_LISTEN the health endpoint's address (for containers).
+can override the paths: MONITOR_CONFIG, MONITOR_DATABASE, MONITOR_RULES, MONITOR_OUTBOX;
+MONITOR_HEALTH_LISTEN the health endpoint's address; MONITOR_SMTP_HOST, _PORT, _SECURITY,
+_USER and _SENDER the mail server (for containers). Secrets come only from the environment,
+each also from a file named by `<VARIABLE>_FILE`.
 """
 
 from __future__ import annotations
@@ -95,7 +97,36 @@ class SmtpSettings:
 
     @property
     def password(self) -> str:
-        return os.environ.get(self.password_env, "")
+        """Read when a message is sent, so a rotated secret file takes effect at once."""
+        return secret(self.password_env)
+
+
+def secret(variable: str) -> str:
+    """A secret from the environment: `VARIABLE` itself, or the contents of the file that
+    `VARIABLE_FILE` names (Docker and systemd secrets), without its final newline."""
+    if os.environ.get(variable):
+        return os.environ[variable]
+    path = os.environ.get(f"{variable}_FILE")
+    if not path:
+        return ""
+    try:
+        return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError(
+            f"{variable}_FILE: cannot read the secret file {path}: {reason}"
+        ) from None
+
+
+# [smtp] keys that containers may set from the environment instead (MONITOR_SMTP_HOST, ...);
+# the environment wins over the file.
+SMTP_ENVIRONMENT = {
+    "host": "MONITOR_SMTP_HOST",
+    "port": "MONITOR_SMTP_PORT",
+    "security": "MONITOR_SMTP_SECURITY",
+    "username": "MONITOR_SMTP_USER",
+    "sender": "MONITOR_SMTP_SENDER",
+}
 
 
 @dataclass(frozen=True)
@@ -298,6 +329,7 @@ class _Reader:
         sources = self.get(data, "sources", "", list, [])
         digests = self.get(data, "digests", "", list, [])
         smtp = self.table(data, "smtp") if "smtp" in data else None
+        smtp = self.smtp_environment(smtp)
         settings = Settings(
             path=self.path,
             database=self.path_setting(main, "database", "MONITOR_DATABASE", "data/monitor.db"),
@@ -506,6 +538,22 @@ class _Reader:
                 raise self.fail(f"alerts.{key}", "expected a whole number of at least 1")
         return alerts
 
+    def smtp_environment(self, table: dict | None) -> dict | None:
+        """The [smtp] table with MONITOR_SMTP_* variables laid over it (a host from the
+        environment is enough to send by SMTP without any [smtp] table)."""
+        given = {key: os.environ[var] for key, var in SMTP_ENVIRONMENT.items()
+                 if os.environ.get(var)}  # fmt: skip
+        if not given:
+            return table
+        if "port" in given:
+            try:
+                given["port"] = int(given["port"])
+            except ValueError:
+                raise ConfigError(
+                    f"MONITOR_SMTP_PORT: expected a port number, got {given['port']!r}"
+                ) from None
+        return {**(table or {}), **given}
+
     def smtp(self, data: dict) -> SmtpSettings:
         allowed = {"host", "port", "security", "username", "password_env", "sender", "timeout"}
         self.check_keys(data, allowed, "smtp")
@@ -518,12 +566,16 @@ class _Reader:
                 "smtp.security", f"expected 'starttls', 'ssl' or 'none', got {security!r}"
             )
         port = self.get(data, "port", "smtp", int, 465 if security == "ssl" else 587)
+        if not 1 <= port <= 65535:
+            raise self.fail("smtp.port", f"expected a port number (1-65535), got {port}")
+        password_env = self.get(data, "password_env", "smtp", str, "MONITOR_SMTP_PASSWORD")
+        secret(password_env)  # an unreadable secret file is an error now, not at 7 a.m.
         return SmtpSettings(
             host=host,
             port=port,
             security=security,
             username=self.get(data, "username", "smtp", str, ""),
-            password_env=self.get(data, "password_env", "smtp", str, "MONITOR_SMTP_PASSWORD"),
+            password_env=password_env,
             sender=self.get(data, "sender", "smtp", str, "News Monitor <monitor@localhost>"),
             timeout=float(self.get(data, "timeout", "smtp", (int, float), 30.0)),
         )

@@ -348,7 +348,7 @@ def outbox_retry(ctx: click.Context, ids: tuple[int, ...], all_failed: bool) -> 
     "--rules",
     type=click.Path(exists=True),
     default=None,
-    help="Rules to use (default: the configured rules, else ./rules).",
+    help="Rules to use (default: the configured rules, else ./rules, else the shipped pack).",
 )
 @click.pass_context
 @clean_errors
@@ -382,11 +382,34 @@ def _optional_settings(ctx: click.Context) -> Settings | None:
 
 
 def _rules_path(ctx: click.Context, explicit: str | None = None) -> Path:
-    """--rules if given, else the configured rules folder, else ./rules."""
+    """--rules if given, else the configured rules folder, else ./rules, else the pack that
+    ships with the package."""
+    from monitor.packaged import pack_path
+
     if explicit:
         return Path(explicit)
     settings = _optional_settings(ctx)
-    return settings.rules if settings else Path("rules")
+    if settings:
+        return settings.rules
+    return Path("rules") if Path("rules").is_dir() else pack_path()
+
+
+@main.command()
+@click.argument("folder", type=click.Path(file_okay=False), default=".")
+@clean_errors
+def init(folder: str) -> None:
+    """Write a working monitor.toml and a copy of the rule pack to edit into FOLDER."""
+    from monitor.packaged import init_folder
+
+    result = init_folder(Path(folder))
+    for path in result.written:
+        click.echo(f"wrote     {path}{'/' if path.is_dir() else ''}")
+    for path in result.kept:
+        click.echo(f"kept      {path} (already there)")
+    click.echo(f"\nNext:      monitor --config {result.config} rules check")
+    click.echo(f"           monitor --config {result.config} once")
+    click.echo(f"           monitor --config {result.config} digest --dry-run")
+    click.echo(f"           monitor --config {result.config} run")
 
 
 @main.command()

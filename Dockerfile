@@ -16,9 +16,17 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+# Dependencies first, in a layer of their own that code changes do not rebuild: exactly the
+# versions in constraints.txt (the file `make install` and CI use too).
+COPY pyproject.toml constraints.txt ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
+    && pip install -c constraints.txt -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
+# Then the package itself, with the rule pack and starter config as package data.
+COPY README.md monitor.toml ./
 COPY monitor ./monitor
-RUN pip install .
+COPY rules ./rules
+RUN pip install -c constraints.txt .
 
 # The service runs as an unprivileged user that owns only its data folder.
 RUN useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin monitor \

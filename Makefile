@@ -4,14 +4,15 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: install run once demo digest test lint bench bench-cycle clean
+.PHONY: install run once demo digest test lint bench bench-cycle constraints clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# Installs exactly the versions in constraints.txt (refresh them with `make constraints`).
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@
 
 run: install
@@ -38,6 +39,16 @@ bench: install
 
 bench-cycle: install
 	$(BIN)/python bench/bench_cycle.py
+
+# Resolve the newest versions pyproject.toml allows, in a fresh environment, and pin them.
+constraints:
+	rm -rf .venv-constraints
+	$(PYTHON) -m venv .venv-constraints
+	.venv-constraints/bin/python -m pip install --quiet --upgrade pip
+	.venv-constraints/bin/python -m pip install --quiet '.[test]'
+	( echo "# Pinned versions for reproducible installs: make constraints refreshes them."; \
+	  .venv-constraints/bin/python -m pip freeze --all --exclude news-monitor --exclude pip ) > constraints.txt
+	rm -rf .venv-constraints
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

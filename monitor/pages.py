@@ -9,6 +9,7 @@ A time with a zone or offset is converted to UTC; a time without one is read in 
 
 from __future__ import annotations
 
+import codecs
 import re
 from datetime import UTC, datetime, timedelta, tzinfo
 from datetime import timezone as fixed_offset
@@ -16,6 +17,7 @@ from functools import lru_cache
 from urllib.parse import urljoin
 from zoneinfo import ZoneInfo
 
+import charset_normalizer
 import soupsieve
 from bs4 import BeautifulSoup, NavigableString, Tag
 
@@ -156,7 +158,17 @@ def _zone_of(text: str) -> tzinfo | None:
 
 # -- documents -------------------------------------------------------------------------------
 
-_LATIN1 = {"iso-8859-1", "latin-1", "latin1", "iso8859-1", "us-ascii", "ascii"}
+# Labels that mean windows-1252 to every browser (WHATWG Encoding): pages so labelled use
+# its curly quotes and dashes in 0x80-0x9F, which Latin-1 would read as control characters.
+_WINDOWS_1252 = {"iso-8859-1", "latin-1", "latin1", "iso8859-1", "us-ascii", "ascii",
+                 "windows-1252", "cp1252", "l1"}  # fmt: skip
+_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
+         (codecs.BOM_UTF16_BE, "utf-16"))  # fmt: skip
+_META_CHARSET = re.compile(
+    rb"""<meta[^>]+charset\s*=\s*["']?\s*([\w.:-]+)|<\?xml[^>]*encoding\s*=\s*["']([\w.:-]+)""",
+    re.IGNORECASE,
+)
+_PRESCAN = 4096  # bytes searched for a <meta> declaration (browsers look at 1024)
 
 
 def charset_of(content_type: str) -> str | None:
@@ -165,17 +177,59 @@ def charset_of(content_type: str) -> str | None:
     return m.group(1).lower() if m else None
 
 
+def page_encoding(body: bytes, content_type: str = "") -> tuple[str, str]:
+    """(codec, how it was chosen) for an HTML page: the HTTP header's charset, else a byte
+    order mark, else the page's <meta> (or XML) declaration; with none of these, UTF-8 when
+    the bytes are valid UTF-8, else charset-normalizer's reading of the bytes. Servers that
+    label every page ISO-8859-1 are overruled when the bytes are valid UTF-8."""
+    declared = _known(charset_of(content_type))
+    if declared:
+        if declared == "cp1252" and _is_utf8(body) and not body.isascii():
+            return "utf-8", "valid UTF-8 despite the header's Latin-1"
+        return declared, "HTTP header"
+    for bom, codec in _BOMS:
+        if body.startswith(bom):
+            return codec, "byte order mark"
+    m = _META_CHARSET.search(body[:_PRESCAN])
+    meta = _known((m.group(1) or m.group(2)).decode("ascii", "replace").lower()) if m else None
+    if meta and not (meta == "utf-8" and not _is_utf8(body)):
+        return meta, "<meta> declaration"
+    if _is_utf8(body):
+        return "utf-8", "valid UTF-8"
+    return _detected(body), "detected (charset-normalizer)"
+
+
+def decode_html(body: bytes, content_type: str = "") -> str:
+    """The page as text, decoded as `page_encoding` says."""
+    codec, _ = page_encoding(body, content_type)
+    return body.decode(codec, errors="replace")
+
+
 def page_soup(body: bytes, content_type: str = "") -> BeautifulSoup:
-    """Parse an HTML page with lxml in the right encoding: the HTTP header's charset first
-    (as browsers do), else the page's <meta> declaration, else a guess. Servers that label
-    every page ISO-8859-1 by default are overruled when the bytes are valid UTF-8."""
-    declared = charset_of(content_type)
-    if declared in _LATIN1 and _is_utf8(body):
-        declared = "utf-8"
-    soup = BeautifulSoup(body, "lxml", from_encoding=declared)
+    """Parse an HTML page with lxml, decoded as `page_encoding` says."""
+    soup = BeautifulSoup(decode_html(body, content_type), "lxml")
     for tag in soup(["script", "style", "noscript", "template"]):
         tag.decompose()
     return soup
+
+
+def _known(label: str | None) -> str | None:
+    """The Python codec for a charset label, or None for a label no codec answers to."""
+    if not label:
+        return None
+    if label in _WINDOWS_1252:
+        return "cp1252"
+    try:
+        name = codecs.lookup(label).name
+    except LookupError:
+        return None
+    return "utf-8" if name in {"utf-8", "utf-8-sig"} else name
+
+
+def _detected(body: bytes) -> str:
+    best = charset_normalizer.from_bytes(body).best()
+    found = _known(best.encoding) if best is not None else None
+    return found or "cp1252"  # what browsers of the region fall back to, too
 
 
 def _is_utf8(body: bytes) -> bool:
@@ -183,7 +237,7 @@ def _is_utf8(body: bytes) -> bool:
         body.decode("utf-8")
     except UnicodeDecodeError:
         return False
-    return not body.isascii()
+    return True
 
 
 def _text(node: Tag, selector: str) -> str:

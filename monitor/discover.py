@@ -23,11 +23,12 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 from bs4 import BeautifulSoup, Tag
 
 from monitor.config import FetchSettings
+from monitor.dates import strict_page_date as parse_page_date
 from monitor.errors import FetchError, ParseError
 from monitor.fetch import Request, fetch_all
 from monitor.models import FetchResult, PageSelectors, RawEntry
 from monitor.normalise import clean_text
-from monitor.pages import entries_from_soup, page_soup, parse_page_date
+from monitor.pages import entries_from_soup, page_soup
 from monitor.parse import parse_feed, parse_json_feed
 
 FEED_TYPES = {

@@ -98,6 +98,8 @@ def _from_feedparser(entry: Any, base_url: str) -> RawEntry:
     if entry.get("content"):
         content = " ".join(part.get("value", "") for part in entry.content)
     published = struct_time_to_iso(entry.get("published_parsed") or entry.get("updated_parsed"))
+    if not published:  # a date feedparser cannot read ("22. novembra 2022."): ours may
+        published = to_utc_iso(entry.get("published") or entry.get("updated") or "")
     link = entry.get("link", "")
     return RawEntry(
         title=entry.get("title", ""),

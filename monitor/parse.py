@@ -17,6 +17,7 @@ from urllib.parse import urljoin
 
 import feedparser
 
+from monitor.articlelinks import parse_auto_page
 from monitor.errors import ParseError
 from monitor.fastparse import fast_parse
 from monitor.models import FetchResult, Item, RawEntry, Source
@@ -26,6 +27,10 @@ from monitor.pages import parse_page
 
 def parse(result: FetchResult, source: Source) -> list[RawEntry]:
     """Entries in a fetched document; ParseError when it holds no readable feed or page."""
+    if source.kind == "page" and source.selectors is not None and source.selectors.auto:
+        return parse_auto_page(
+            result.body, result.url, timezone=source.timezone, content_type=result.content_type
+        )
     if source.kind == "page" and source.selectors is not None:
         return parse_page(
             result.body,

@@ -495,6 +495,11 @@ def sources_discover(
     click.echo(f"Page:  {found.url}" + (f"  ({found.title})" if found.title else ""))
     for feed in found.feeds:
         click.echo(f"Feed:  {feed.url}  [{feed.kind}, {feed.entries} entries, from {feed.how}]")
+    for candidate, why in found.unreachable:  # the site names it: worth knowing, and retrying
+        if why == "not a feed":
+            click.echo(f"Feed:  declared, not a feed now: {candidate}")
+        else:
+            click.echo(f"Feed:  declared, unreachable now: {candidate} ({why})")
     if verbose:
         for candidate, why in found.tried:
             click.echo(f"       no feed at {candidate}: {why}")
@@ -505,9 +510,10 @@ def sources_discover(
     if found.page is not None:
         entries = found.page.entries
         dated = sum(1 for e in entries if e.published)
+        how = " (article links found without selectors)" if found.page.selectors.auto else ""
         click.echo(
             f"List:  {len(entries)} items recognised, {dated} with a date, "
-            f"{sum(1 for e in entries if e.summary)} with a summary"
+            f"{sum(1 for e in entries if e.summary)} with a summary{how}"
         )
         for entry in entries[:5]:
             click.echo(f"       {(entry.published or '')[:10]:10}  {entry.title[:70]}")
@@ -545,6 +551,8 @@ def sources_test(ctx: click.Context, name: str, limit: int, articles: int) -> No
     for item in result.items[:limit]:
         click.echo(f"  {(item.published or 'no date')[:10]:10}  {item.title}")
         click.echo(f"              {item.url}")
+        if why := result.why.get(item.url):
+            click.echo(f"              kept: {why}")
         if item.summary:
             click.echo(f"              {_clip(item.summary, 110)}")
         if item.content:

@@ -23,7 +23,7 @@ import soupsieve
 from apscheduler.triggers.cron import CronTrigger
 
 from monitor.errors import ConfigError
-from monitor.models import PRIORITIES, PageSelectors, Source
+from monitor.models import AUTO, PRIORITIES, PageSelectors, Source
 from monitor.netpolicy import parse_allowed
 
 DEFAULT_CONFIG = "monitor.toml"
@@ -414,8 +414,12 @@ class _Reader:
                     f"{where}.selectors", 'a page source needs selectors = { item = "CSS", ... }'
                 )
             return None
+        if data == AUTO and kind == "page":  # article links found by their shape, no selectors
+            return PageSelectors(item=AUTO)
         if not isinstance(data, dict):
-            raise self.fail(f"{where}.selectors", "expected a table of CSS selectors")
+            raise self.fail(
+                f"{where}.selectors", 'expected a table of CSS selectors, or "auto" for a page'
+            )
         self.check_keys(data, {"item", "link", "title", "date", "summary"}, f"{where}.selectors")
         if not isinstance(data.get("item"), str) or not data["item"].strip():
             raise self.fail(f"{where}.selectors.item", "expected the CSS selector of one item")

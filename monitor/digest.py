@@ -12,7 +12,7 @@ import re
 import textwrap
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from urllib.parse import urlsplit
@@ -350,11 +350,20 @@ def _entry(hit: StoredHit, tz: ZoneInfo, rule_title: str, actor_names: dict[str,
 def _local_time(published: str | None, tz: ZoneInfo) -> str:
     if not published:
         return ""
+    if len(published) == 10:  # a day the source gave without a time: shown as that day
+        return _day(published)
     try:
         moment = from_iso(published)
     except ValueError:
         return ""
     return moment.astimezone(tz).strftime("%d %b %Y %H:%M %Z")
+
+
+def _day(stamp: str) -> str:
+    try:
+        return date.fromisoformat(stamp).strftime("%d %b %Y")
+    except ValueError:
+        return ""
 
 
 def _terms(evidence: list[Evidence]) -> list[str]:

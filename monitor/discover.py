@@ -22,12 +22,14 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from bs4 import BeautifulSoup, Tag
 
+from monitor.articlelinks import auto_entries
 from monitor.config import FetchSettings
+from monitor.dates import strict_page_date as parse_page_date
 from monitor.errors import FetchError, ParseError
 from monitor.fetch import Request, fetch_all
-from monitor.models import FetchResult, PageSelectors, RawEntry
+from monitor.models import AUTO, FetchResult, PageSelectors, RawEntry
 from monitor.normalise import clean_text
-from monitor.pages import entries_from_soup, page_soup, parse_page_date
+from monitor.pages import entries_from_soup, page_soup
 from monitor.parse import parse_feed, parse_json_feed
 
 FEED_TYPES = {
@@ -53,7 +55,7 @@ class FoundFeed:
 
 @dataclass(frozen=True)
 class PageProposal:
-    selectors: PageSelectors
+    selectors: PageSelectors  # item "auto": `selectors = "auto"`
     entries: list[RawEntry]
 
 
@@ -64,6 +66,7 @@ class Discovery:
     feeds: list[FoundFeed] = field(default_factory=list)
     page: PageProposal | None = None
     tried: list[tuple[str, str]] = field(default_factory=list)  # (candidate, why not)
+    unreachable: list[tuple[str, str]] = field(default_factory=list)  # declared, failing now
 
 
 def discover(url: str, limits: FetchSettings, want_page: bool = False) -> Discovery:
@@ -76,6 +79,8 @@ def discover(url: str, limits: FetchSettings, want_page: bool = False) -> Discov
     found = Discovery(result.url, _site_name(soup, result.url))
     declared = _declared_feeds(soup, result.url)
     found.feeds = _verify(declared, limits, found.tried)
+    named = {u for u, how, _ in declared if how.startswith("<link")}
+    found.unreachable = [(u, why) for u, why in found.tried if u in named]
     if not found.feeds:
         common = [(u, "common path") for u in _common_paths(result.url)]
         seen = {u for u, _, _ in declared}
@@ -83,8 +88,22 @@ def discover(url: str, limits: FetchSettings, want_page: bool = False) -> Discov
             [(u, how, "") for u, how in common if u not in seen], limits, found.tried
         )
     if want_page or not found.feeds:
-        found.page = infer_page(soup, result.url)
+        found.page = propose_page(soup, result.url)
     return found
+
+
+def propose_page(soup: BeautifulSoup, base: str) -> PageProposal | None:
+    """CSS selectors when the one list they describe holds nearly all the page's article
+    links (they also give dates and teasers); else `selectors = "auto"`, which finds
+    article links anywhere on the page (a homepage's hero, cards, lists and grids)."""
+    inferred = infer_page(soup, base)
+    auto = auto_entries(soup, base)
+    if inferred is not None:
+        listed = {e.link.rstrip("/") for e in inferred.entries}
+        covered = sum(1 for e in auto if e.link.rstrip("/") in listed)
+        if covered >= 0.8 * len(auto):
+            return inferred
+    return PageProposal(PageSelectors(item=AUTO), auto) if auto else inferred
 
 
 def _fetch_one(url: str, limits: FetchSettings) -> FetchResult:
@@ -532,6 +551,16 @@ def source_block(found: Discovery, name: str = "") -> str:
     if found.page is None:
         return ""
     s = found.page.selectors
+    if s.auto:
+        return "\n".join([
+            "[[sources]]",
+            f"name = {toml_string(label)}",
+            f"url = {toml_string(found.url)}",
+            'kind = "page"',
+            'interval = "2h"',
+            "tags = []",
+            'selectors = "auto"',
+        ])  # fmt: skip
     pairs = [("item", s.item), ("link", s.link), ("title", s.title), ("date", s.date),
              ("summary", s.summary)]  # fmt: skip
     inline = ", ".join(f"{k} = {toml_string(v)}" for k, v in pairs if v)

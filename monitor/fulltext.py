@@ -1,10 +1,11 @@
 """Article pages into their main text, so rules see the article and not only the teaser.
 
-Extraction is a readability-style rule on BeautifulSoup: drop what is never the article
-(scripts, navigation, headers, footers, asides, forms, share bars, "most read" boxes), score
-each element by the paragraph text directly under it (long paragraphs with commas score most,
-text inside links counts against), take the best element plus any sibling that scores nearly
-as well, and return its paragraphs and headings in page order.
+Extraction is trafilatura's, on bytes this service fetched itself (trafilatura never touches
+the network here): on 181 real article pages with their expected text it scored token F1 0.96
+with no empty page, against 0.85 and 12 empty pages for the readability-style extractor this
+module had before, and took half the time (bench/bench_fulltext.py). Running the old extractor
+when trafilatura finds nothing gained nothing on that set, so there is no fallback. The page's
+own title and date, as trafilatura reads them, fill an item that has none.
 
 Fetching goes through `fetch.fetch_all`, so every limit and politeness rule of the fetcher
 applies (robots.txt, one request at a time per host), with at least `article_delay` seconds
@@ -14,102 +15,62 @@ between two article pages of one host.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
-from bs4 import BeautifulSoup, Tag
+import trafilatura
 
 from monitor.config import FetchSettings
 from monitor.errors import FetchError
 from monitor.fetch import Politeness, Request, fetch_all
 from monitor.models import FetchResult, Item, Source
 from monitor.normalise import clean_text
-from monitor.pages import page_soup
+from monitor.pages import decode_html, parse_page_date
 
 log = logging.getLogger(__name__)
 
 MAX_CHARS = 100_000  # longer articles are cut here: rules rarely need more, storage does not
-_NEVER_ARTICLE = ("nav", "header", "footer", "aside", "form", "button", "iframe", "svg",
-                  "select", "figure", "dialog", "menu")  # fmt: skip
-_BOILERPLATE = re.compile(
-    r"(^|[-_ ])(nav|navbar|menu|footer|sidebar|share|sharing|social|related|newsletter|"
-    r"cookie|cookies|consent|comments?|breadcrumbs?|promo|advert|ads|subscribe|popular|"
-    r"most-read|mostread|trending|tags|pagination|banner|modal|widget|author-bio|skip)"
-    r"($|[-_ ])",
-    re.IGNORECASE,
-)
-_KEEP = {"html", "body", "main", "article"}
-# A boilerplate-looking mark is forgiven when the element also says it holds the content
-# ("content has-sidebar", "post-body-with-comments").
-_CONTENT = re.compile(r"article|content|main|body|entry|story|text", re.IGNORECASE)
-_BLOCKS = ("p", "h2", "h3", "h4", "h5", "li", "blockquote", "pre")
-_MIN_PARAGRAPH = 25  # characters; shorter "paragraphs" are captions, bylines, buttons
+# Shorter "articles" are what trafilatura keeps of a page with none (a menu's "Home"); the
+# item's teaser is worth more than that.
+MIN_CHARS = 50
+
+
+@dataclass(frozen=True)
+class Article:
+    text: str  # paragraphs separated by blank lines; "" when the page holds no article
+    title: str = ""
+    published: str = ""  # as `to_utc_iso` writes it: a moment, or a bare date (YYYY-MM-DD)
+
+
+def extract_article(body: bytes, content_type: str = "", url: str = "") -> Article:
+    """The main text of an article page with the title and date the page gives."""
+    markup = decode_html(body, content_type)
+    try:
+        doc = trafilatura.bare_extraction(
+            markup,
+            url=url or None,
+            with_metadata=True,
+            include_comments=False,
+            include_tables=True,
+            include_images=False,
+            fast=True,  # its own fallbacks cost 25% more time for no gain on the benchmark
+        )
+    except Exception as exc:  # a library tripping over hostile markup fails this page only
+        log.warning("article %s: cannot extract: %s: %s", url, type(exc).__name__, exc)
+        return Article("")
+    if doc is None:
+        return Article("")
+    paragraphs = (clean_text(line) for line in (doc.text or "").splitlines())
+    text = "\n\n".join(p for p in paragraphs if p)[:MAX_CHARS]
+    if len(text) < MIN_CHARS:
+        text = ""
+    return Article(text, clean_text(doc.title or ""), parse_page_date(doc.date or ""))
 
 
 def extract_text(body: bytes, content_type: str = "") -> str:
     """The main text of an article page, paragraphs separated by blank lines ("" if none)."""
-    soup = page_soup(body, content_type)
-    _strip_boilerplate(soup)
-    best = _best_container(soup)
-    if best is None:
-        return ""
-    parts: list[str] = []
-    for container in best:
-        for block in container.find_all(_BLOCKS):
-            if block.find(_BLOCKS):  # an outer block: its inner blocks are taken instead
-                continue
-            text = clean_text(block.get_text(" "))
-            if text and (not parts or parts[-1] != text):
-                parts.append(text)
-    return "\n\n".join(parts)[:MAX_CHARS]
-
-
-def _strip_boilerplate(soup: BeautifulSoup) -> None:
-    for tag in soup(_NEVER_ARTICLE):
-        tag.decompose()
-    for tag in soup.find_all(True):
-        if tag.decomposed or tag.name in _KEEP or tag.attrs is None:
-            continue
-        marks = " ".join([*(tag.get("class") or []), str(tag.get("id") or ""),
-                          str(tag.get("role") or "")])  # fmt: skip
-        if _BOILERPLATE.search(marks) and not _CONTENT.search(marks):
-            tag.decompose()
-
-
-def _best_container(soup: BeautifulSoup) -> list[Tag] | None:
-    scores: dict[int, float] = {}
-    nodes: dict[int, Tag] = {}
-    for p in soup.find_all(["p", "pre", "blockquote"]):
-        text = clean_text(p.get_text(" "))
-        if len(text) < _MIN_PARAGRAPH:
-            continue
-        score = 1 + text.count(",") + min(len(text) / 100, 3)
-        for parent, share in ((p.parent, 1.0), (p.parent.parent if p.parent else None, 0.5)):
-            if isinstance(parent, Tag) and parent.name not in {"html", "[document]"}:
-                nodes[id(parent)] = parent
-                scores[id(parent)] = scores.get(id(parent), 0) + score * share
-    if not scores:
-        return None
-    ranked = {key: s * (1 - _link_density(nodes[key])) for key, s in scores.items()}
-    top_key = max(ranked, key=lambda k: ranked[k])
-    top = nodes[top_key]
-    threshold = max(10.0, ranked[top_key] * 0.2)
-    chosen = [top]
-    if isinstance(top.parent, Tag):
-        chosen = [
-            child
-            for child in top.parent.find_all(True, recursive=False)
-            if child is top or ranked.get(id(child), 0) >= threshold
-        ]
-    return chosen
-
-
-def _link_density(node: Tag) -> float:
-    total = len(node.get_text(" ", strip=True)) or 1
-    linked = sum(len(a.get_text(" ", strip=True)) for a in node.find_all("a"))
-    return min(1.0, linked / total)
+    return extract_article(body, content_type).text
 
 
 # -- fetching ---------------------------------------------------------------------------------
@@ -144,20 +105,33 @@ def add_full_text(
     if not wanted:
         return list(items)
     fetched = fetch_articles(wanted, limits, memory, stop)
-    texts: dict[str, str] = {}
+    articles: dict[str, Article] = {}
     for key, result in fetched.items():
         if isinstance(result, FetchError):
             log.warning("source %s: article %s: %s", source.name, wanted[key], result)
-        elif _is_html(result) and (text := extract_text(result.body, result.content_type)):
-            texts[key] = text
+        elif _is_html(result):
+            article = extract_article(result.body, result.content_type, result.url)
+            if article.text:
+                articles[key] = article
     log.info(
         "source %s: full text for %d of %d new items (%d fetched)",
         source.name,
-        len(texts),
+        len(articles),
         len(items),
         len(wanted),
     )
-    return [replace(i, content=texts[i.id]) if i.id in texts else i for i in items]
+    return [_with_article(i, articles[i.id]) if i.id in articles else i for i in items]
+
+
+def _with_article(item: Item, article: Article) -> Item:
+    """The item with the article's text; its title and date only where the feed gave none
+    (a feed's date usually carries the time, the page's often only the day)."""
+    return replace(
+        item,
+        content=article.text,
+        title=item.title or article.title,
+        published=item.published or article.published,
+    )
 
 
 def _is_html(result: FetchResult) -> bool:

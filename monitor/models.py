@@ -23,6 +23,14 @@ class PageSelectors:
     date: str = ""
     summary: str = ""
 
+    @property
+    def auto(self) -> bool:
+        """`selectors = "auto"`: the page's article links are found without selectors."""
+        return self.item == AUTO
+
+
+AUTO = "auto"
+
 
 @dataclass(frozen=True)
 class Source:

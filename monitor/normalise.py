@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from lxml import etree
 
+from monitor.dates import parse_page_date
 from monitor.models import Item, RawEntry
 
 # Serbian (and common Russian / Macedonian) Cyrillic to the Latin the press uses, diacritics
@@ -272,21 +273,29 @@ def _canonical_once(url: str) -> str:
 
 
 def to_utc_iso(value: str | datetime | None) -> str:
-    """Any date a feed or page gives, as ISO 8601 UTC; "" when it cannot be read."""
+    """Any date a feed or page gives, as ISO 8601 UTC, or as `YYYY-MM-DD` for a day given
+    without a time (no invented midnight); "" when it cannot be read."""
     if value is None or value == "":
         return ""
     if isinstance(value, datetime):
         moment = value
     else:
-        moment = _parse_date_text(value.strip())
+        text = value.strip()
+        if _BARE_DATE.match(text):
+            return text
+        moment = _parse_date_text(text)
         if moment is None:
-            return ""
+            return parse_page_date(text)  # the forms pages write, then dateparser
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+_BARE_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
 def _parse_date_text(text: str) -> datetime | None:
+    """ISO 8601 or RFC 2822 (as feeds write dates), the fast path for nearly every item."""
     try:
         return datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:

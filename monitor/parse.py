@@ -18,6 +18,7 @@ from urllib.parse import urljoin
 
 import feedparser
 
+from monitor.articlelinks import parse_auto_page
 from monitor.errors import ParseError
 from monitor.fastparse import fast_parse
 from monitor.models import FetchResult, Item, RawEntry, Source
@@ -27,6 +28,10 @@ from monitor.pages import parse_page
 
 def parse(result: FetchResult, source: Source) -> list[RawEntry]:
     """Entries in a fetched document; ParseError when it holds no readable feed or page."""
+    if source.kind == "page" and source.selectors is not None and source.selectors.auto:
+        return parse_auto_page(
+            result.body, result.url, timezone=source.timezone, content_type=result.content_type
+        )
     if source.kind == "page" and source.selectors is not None:
         return parse_page(
             result.body,
@@ -127,6 +132,8 @@ def _from_feedparser(entry: Any, base_url: str) -> RawEntry:
     if entry.get("content"):
         content = " ".join(part.get("value", "") for part in entry.content)
     published = struct_time_to_iso(entry.get("published_parsed") or entry.get("updated_parsed"))
+    if not published:  # a date feedparser cannot read ("22. novembra 2022."): ours may
+        published = to_utc_iso(entry.get("published") or entry.get("updated") or "")
     link = entry.get("link", "")
     return RawEntry(
         title=entry.get("title", ""),

@@ -18,10 +18,11 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from multiprocessing import get_context
 
+from monitor.articlelinks import explain
 from monitor.clock import iso, utcnow
 from monitor.config import FetchSettings, Settings
 from monitor.errors import FetchError
@@ -371,6 +372,7 @@ class Preview:
     status: int
     items: list[Item]
     with_text: int  # items whose article text was fetched
+    why: dict[str, str] = field(default_factory=dict)  # auto page: address -> why it was kept
 
 
 def preview(settings: Settings, source: Source, articles: int = 3) -> Preview:
@@ -387,7 +389,10 @@ def preview(settings: Settings, source: Source, articles: int = 3) -> Preview:
         before = [i.content for i in items]
         items = add_full_text(limited, items, settings.fetch)
         with_text = sum(1 for old, new in zip(before, items, strict=True) if old != new.content)
-    return Preview(source, fetched.url, fetched.status, items, with_text)
+    why = {}
+    if source.selectors is not None and source.selectors.auto:
+        why = explain(fetched.body, fetched.url, fetched.content_type)
+    return Preview(source, fetched.url, fetched.status, items, with_text, why)
 
 
 def _unique(items: list[Item]) -> list[Item]:

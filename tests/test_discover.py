@@ -4,6 +4,7 @@ else page selectors inferred from the repeated shape of article links."""
 
 from __future__ import annotations
 
+import gzip
 import re
 import tomllib
 from pathlib import Path
@@ -210,3 +211,44 @@ def test_sources_test_reports_a_wrong_selector(tmp_path: Path, feed_server: Feed
     assert "error: 0 items parsed: selector '.news-item' matched nothing" in tested.stderr
     unknown = monitor(config, "sources", "test", "Nope")
     assert unknown.returncode == 2 and "no source named 'Nope'" in unknown.stderr
+
+
+def test_a_declared_feed_that_fails_now_is_always_printed(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    page = serve_page(without_feeds(feed_server), "/", "with_feed_link.html")
+    feed_server.routes["/feed/"] = Response(503, b"busy", {"Content-Type": "text/plain"})
+    found = monitor(unpaced(tmp_path, feed_server), "sources", "discover", page)
+    assert found.returncode == 0, found.stderr
+    # without --verbose, and whatever else is proposed
+    assert f"Feed:  declared, unreachable now: {feed_server.url('/feed/')} (HTTP 503" in (
+        found.stdout
+    )
+    assert f"declared, unreachable now: {feed_server.url('/comments/feed/')} (HTTP 404" in (
+        found.stdout
+    )
+
+
+def test_a_working_feed_is_preferred_over_a_page_source(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    page = serve_page(feed_server, "/", "with_feed_link.html")
+    feed(feed_server, "/feed/", "rss2.xml")
+    found = monitor(unpaced(tmp_path, feed_server), "sources", "discover", page, "--page")
+    block = found.stdout.split("(and set the tags):\n", 1)[1]
+    assert tomllib.loads(block)["sources"][0]["url"] == feed_server.url("/feed/")
+
+
+def test_a_homepage_gets_auto_and_the_block_works(tmp_path: Path, feed_server: FeedServer):
+    raw = (PAGES / "homepages" / "wired_main_site.html.gz").read_bytes()
+    feed_server.routes["/"] = Response(200, gzip.decompress(raw), {"Content-Type": "text/html"})
+    without_feeds(feed_server)
+    found = monitor(unpaced(tmp_path, feed_server), "sources", "discover", feed_server.url("/"))
+    assert found.returncode == 0, found.stderr
+    assert "(article links found without selectors)" in found.stdout
+    source = tomllib.loads(found.stdout.split("(and set the tags):\n", 1)[1])["sources"][0]
+    assert source["selectors"] == "auto" and source["kind"] == "page"
+    config = write_config(tmp_path, [{**source, "url": feed_server.url("/")}])
+    tested = monitor(config, "sources", "test", "WIRED", "--limit", "50")
+    assert tested.returncode == 0, tested.stderr
+    assert tested.stdout.count("kept: score") >= 30

@@ -67,7 +67,10 @@ def test_html_to_text_strips_markup_and_scripts() -> None:
         ("Tue, 22 Nov 2022 10:00:00 +0100", "2022-11-22T09:00:00Z"),
         ("2022-11-22T10:00:00+01:00", "2022-11-22T09:00:00Z"),
         ("2022-11-22T09:00:00Z", "2022-11-22T09:00:00Z"),
-        ("yesterday", ""),
+        ("2022-11-22", "2022-11-22"),  # a day without a time stays a day
+        ("22. новембра 2022.", "2022-11-22"),  # what feedparser leaves unread: the page forms
+        ("22 ноября 2022, 10:30", "2022-11-22T10:30:00Z"),
+        ("sometime last week", ""),
         ("", ""),
     ],
 )

@@ -98,3 +98,45 @@ def test_crawl_delay_is_taken_for_the_host(feed_server: FeedServer) -> None:
     assert result.status == 200  # type: ignore[union-attr]
     host = feed_server.base.removeprefix("http://")
     assert memory.crawl_delay[host] == 0.2
+
+
+@pytest.mark.parametrize(
+    ("status", "allowed"),
+    [
+        # RFC 9309 2.3.1.3: robots.txt "unavailable" (4xx): crawl as if there were none ...
+        (404, {"/a", "/private/b"}),
+        (403, {"/a", "/private/b"}),
+        # ... 2.3.1.4: "unreachable" (5xx): assume everything is disallowed, for now.
+        (503, set()),
+        (500, set()),
+    ],
+)
+def test_robots_txt_that_is_missing_or_failing(
+    feed_server: FeedServer, status: int, allowed: set[str]
+) -> None:
+    feed_server.routes["/robots.txt"] = Response(status, b"Disallow: /", {})
+    paths = ["/a", "/private/b"]
+    for path in paths:
+        feed_server.routes[path] = Response(200, PAGE, {"Content-Type": "text/html"})
+    requests = [Request(p, feed_server.url(p), robots=True) for p in paths]
+    results = fetch_all(requests, farm_limits(feed_server), Politeness())
+    assert {p for p, r in results.items() if not isinstance(r, FetchError)} == allowed
+    assert all(feed_server.hits(p) == (p in allowed) for p in paths)
+
+
+@pytest.mark.parametrize(
+    ("robots", "allowed"),
+    [
+        # an empty Disallow disallows nothing (RFC 9309 2.2.2)
+        ("User-agent: *\nDisallow:\n", {"/a", "/private/b"}),
+        # product tokens match case-insensitively (2.2.1)
+        ("User-agent: NEWS-MONITOR\nDisallow: /private/\n", {"/a"}),
+        # a group for another crawler only does not apply to us
+        ("User-agent: OtherBot\nDisallow: /\n", {"/a", "/private/b"}),
+        # percent-encoded and plain octets are the same path (2.2.2)
+        ("User-agent: *\nDisallow: /%70rivate/\n", {"/a"}),
+    ],
+)
+def test_more_rfc_9309_rules(feed_server: FeedServer, robots: str, allowed: set[str]) -> None:
+    agent = "news-monitor/0.1 (+mailto:desk@example.org)"
+    assert fetched(feed_server, robots, ["/a", "/private/b"], user_agent=agent) == allowed

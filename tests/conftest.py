@@ -43,6 +43,18 @@ class Response:
     cut_at: int | None = None  # send this many bytes, no Content-Length, then close
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that hangs up (a cut connection, an abandoned fetch) is not a failure of
+        the test server; anything else still prints."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class FeedServer:
     """Serves files from tests/data/feeds, plus scripted routes; honours If-None-Match."""
 
@@ -91,7 +103,7 @@ class FeedServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
     def response_for(self, path: str) -> Response:

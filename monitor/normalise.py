@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from lxml import etree
 
+from monitor.lang import detect
 from monitor.models import Item, RawEntry
 
 # Serbian (and common Russian / Macedonian) Cyrillic to the Latin the press uses, diacritics
@@ -384,6 +385,7 @@ def normalise(source: str, entry: RawEntry, base_url: str = "") -> Item | None:
         content=content,
         published=to_utc_iso(entry.published),
         fingerprint=fp,
+        lang=detect(title, summary or content),
     )
 
 

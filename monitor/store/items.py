@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from monitor.clock import from_iso, iso
+from monitor.lang import expand
 from monitor.models import CycleOutcome, Evidence, Hit, Item, SearchResult, StoredHit
 from monitor.normalise import fold
 from monitor.searchtext import parse_search, snippet
@@ -17,7 +18,7 @@ from monitor.store.sources import SourceTable
 _UNDELIVERED = """
     SELECT hits.id, hits.rule, hits.priority, hits.actors, hits.evidence, hits.created_at,
            items.id, items.title, items.summary, items.content, items.url, items.published,
-           items.source,
+           items.source, items.lang,
            (SELECT group_concat(source || '\x1e' || coalesce(url, ''), '\x1f')
             FROM (SELECT source, url FROM item_sources
                   WHERE item_sources.item_id = items.id ORDER BY seen_at, source))
@@ -133,11 +134,10 @@ class ItemTable(SourceTable):
         parsed = parse_search(query)
         if parsed is None:
             return []
-        langs = ""
-        if parsed.languages:
-            langs = f"AND items.lang IN ({','.join('?' * len(parsed.languages))})"
+        codes = expand(parsed.languages)
+        langs = f"AND items.lang IN ({','.join('?' * len(codes))})" if codes else ""
         sql = _SEARCH.format(languages=langs)
-        rows = self.conn.execute(sql, [parsed.match, *parsed.languages, limit])
+        rows = self.conn.execute(sql, [parsed.match, *codes, limit])
         return [SearchResult(*row[:5], snippet([row[6], row[7], row[5]], parsed)) for row in rows]
 
     def _index_folded(self, items: Sequence[Item]) -> None:
@@ -168,7 +168,7 @@ class ItemTable(SourceTable):
 
 def _stored_hit(row: tuple[Any, ...]) -> StoredHit:
     (hit_id, rule, priority, actors, evidence, created, item_id, title, summary, content, url,
-     published, source, carriers) = row  # fmt: skip
+     published, source, lang, carriers) = row  # fmt: skip
     # every source that carried the story, with the address it gave it; first seen first
     links = [tuple(p.split("\x1e", 1)) for p in (carriers or "").split("\x1f") if p]
     links.sort(key=lambda link: link[0] != source)
@@ -187,6 +187,7 @@ def _stored_hit(row: tuple[Any, ...]) -> StoredHit:
         published=published or "",
         source=source,
         source_links=tuple((n, u) for n, u in links) or ((source, url or ""),),
+        lang=lang or "",
     )
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from sqlite_utils import Database
 
+from monitor.lang import detect
 from monitor.normalise import fold
 
 
@@ -159,11 +160,24 @@ def _add_folded_search(db: Database) -> None:
     )
 
 
+def _add_item_language(db: Database) -> None:
+    """The language each item is written in, for `lang:` in searches and digests that keep
+    some languages only; items stored before are detected now, once."""
+    db["items"].add_column("lang", str)
+    rows = db.execute("SELECT rowid, title, summary, content FROM items").fetchall()
+    db.conn.executemany(
+        "UPDATE items SET lang = ? WHERE rowid = ?",
+        [(detect(title or "", summary or content or ""), rowid)
+         for rowid, title, summary, content in rows],
+    )  # fmt: skip
+
+
 MIGRATIONS: list[Callable[[Database], None]] = [
     _v1,
     _add_service_state,
     _add_digest_runs,
     _add_folded_search,
+    _add_item_language,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -27,6 +27,7 @@ LANGUAGES = (
 # Names that stand for several codes: the Serbo-Croatian group (Montenegrin has no code of
 # its own in the model).
 GROUPS = {"sh": ("sr", "hr", "bs"), "cnr": ("sr", "hr", "bs"), "me": ("sr", "hr", "bs")}
+_SH = frozenset(GROUPS["sh"])
 MIN_LETTERS = 12  # below this a guess is noise ("Kosovo", "NATO summit")
 MIN_CONFIDENCE = 0.5  # normalised probability over LANGUAGES
 SAMPLE_CHARS = 400  # of the text after the title: enough to decide, cheap to score
@@ -51,7 +52,10 @@ def detect(title: str, text: str = "") -> str:
     sample = f"{title}. {text[:SAMPLE_CHARS]}" if text else title
     if sum(ch.isalpha() for ch in sample) < MIN_LETTERS:
         return ""
-    code, confidence = _identifier().classify(sample)
+    ranked = _identifier().rank(sample)
+    code, confidence = ranked[0]
+    if code in _SH:  # sure it is Serbo-Croatian, unsure which: the group's sum decides
+        confidence = sum(p for c, p in ranked if c in _SH)
     return str(code) if confidence >= MIN_CONFIDENCE else ""
 
 

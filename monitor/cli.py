@@ -590,6 +590,18 @@ def rules_check(ctx: click.Context, path: str | None) -> None:
     )
 
 
+@rules.command("names")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@clean_errors
+def rules_names(folder: str) -> None:
+    """Generate FOLDER/names.yaml (actor names in every language, with their inflected
+    forms) from FOLDER/names.toml, CLDR, GeoNames and simplemma's dictionaries."""
+    from monitor.namegen import write_names
+
+    out, count = write_names(Path(folder))
+    click.echo(f"{out}: {count} aliases written")
+
+
 @rules.command("test")
 @click.argument("rule_id")
 @click.option("--text", "-t", default=None, help="The text to try.")

@@ -23,6 +23,7 @@ import soupsieve
 from apscheduler.triggers.cron import CronTrigger
 
 from monitor.errors import ConfigError
+from monitor.lang import known
 from monitor.models import AUTO, PRIORITIES, PageSelectors, Source
 from monitor.netpolicy import parse_allowed
 
@@ -143,6 +144,7 @@ class DigestSettings:
     max_stories: int = 200  # listed in one message; the rest are counted, not listed
     catch_up: int = 43200  # seconds: a run missed while the service was down is sent this late
     backfill: int = 0  # seconds of hits before its first run that a new digest includes
+    languages: tuple[str, ...] = ()  # item languages kept (codes or groups); () keeps all
 
     def trigger(self) -> CronTrigger:
         return CronTrigger.from_crontab(self.schedule, timezone=ZoneInfo(self.timezone))
@@ -451,6 +453,7 @@ class _Reader:
             "max_stories",
             "catch_up",
             "backfill",
+            "languages",
         }
         self.check_keys(data, allowed, where)
         name = self.get(data, "name", where, str, "")
@@ -472,7 +475,14 @@ class _Reader:
             max_stories=self.get(data, "max_stories", where, int, 200),
             catch_up=self.duration(data, "catch_up", where, 43200, zero=True),
             backfill=self.duration(data, "backfill", where, 0, zero=True),
+            languages=self.strings(data, "languages", where),
         )
+        unknown = [code for code in digest.languages if not known(code)]
+        if unknown:
+            raise self.fail(
+                f"{where}.languages",
+                f"unknown language {unknown[0]!r} (expected codes such as 'it', 'sr' or 'sh')",
+            )
         if digest.max_stories < 1:
             raise self.fail(f"{where}.max_stories", "expected a whole number of at least 1")
         if digest.group_by not in {"rule", "actor"}:

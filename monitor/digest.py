@@ -22,6 +22,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from monitor.clock import from_iso, iso, utcnow
 from monitor.config import DigestSettings, Settings
+from monitor.lang import expand
 from monitor.mailheaders import POLICY, header_text, serialise
 from monitor.models import Evidence, SourceStatus, StoredHit
 from monitor.rules import RuleSet
@@ -77,6 +78,7 @@ class Entry:
     evidence: list[Evidence] = field(default_factory=list)
     priority: str = "normal"
     source_links: list[tuple[str, str]] = field(default_factory=list)  # (name, web URL or "")
+    lang: str = ""  # the item's detected language, shown beside its date
     actor_ids: list[str] = field(default_factory=list)
     hit: StoredHit | None = field(default=None, repr=False)  # the hit it was listed for
 
@@ -153,6 +155,12 @@ def selects(digest: DigestSettings, rule_id: str, ruleset: RuleSet | None) -> bo
     return False
 
 
+def speaks(digest: DigestSettings, lang: str) -> bool:
+    """Whether a digest keeps items in this language. An item whose language could not be
+    told is kept: a headline too short to detect is no reason to lose a story."""
+    return not digest.languages or not lang or lang in expand(digest.languages)
+
+
 def collect(
     store: Store,
     digest: DigestSettings,
@@ -170,7 +178,7 @@ def collect(
     now = now or utcnow()
     if hits is None:
         hits = store.undelivered_hits(digest.name, since)
-    rows = [h for h in hits if selects(digest, h.rule, ruleset)]
+    rows = [h for h in hits if selects(digest, h.rule, ruleset) and speaks(digest, h.lang)]
     actor_names = {a.id: a.name for a in ruleset.actors.values()} if ruleset else {}
     sections = _sections(rows, ruleset, ZoneInfo(digest.timezone), actor_names, digest.group_by)
     entries = [e for s in sections for e in s.entries]
@@ -343,6 +351,7 @@ def _entry(hit: StoredHit, tz: ZoneInfo, rule_title: str, actor_names: dict[str,
         evidence=evidence,
         priority=hit.priority,
         source_links=links or [(s, "") for s in hit.sources],
+        lang=hit.lang,
         hit=hit,
     )
 

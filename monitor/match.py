@@ -75,6 +75,16 @@ class _Occ:
 
 
 @dataclass
+class _OrPlan:
+    """An OR's children split for evaluation: its terms by pattern id, so that only those
+    the scan found are looked at (topic lists are ORs of hundreds of words in 23 languages,
+    of which an item holds a handful), and the other children, always evaluated."""
+
+    by_pid: dict[int, list[Node]]
+    others: list[Node]
+
+
+@dataclass
 class _Pattern:
     """Automaton payload: the pattern ids for an exact and a prefix form of one string."""
 
@@ -94,6 +104,8 @@ class Engine:
         self._triggers: dict[int, set[int]] = {}  # pattern id -> rules it can start
         self._needs: list[list[frozenset[int]]] = []  # per rule: groups that must all occur
         self._actor_aliases: dict[str, list[int]] = {}
+        self._actor_alias_sets: dict[str, frozenset[int]] = {}
+        self._or_plans: dict[int, _OrPlan] = {}  # id(Or node) -> plan; nodes live as long
         self._automaton = ahocorasick.Automaton()
         self._build()
 
@@ -118,6 +130,7 @@ class Engine:
     def _build(self) -> None:
         for actor in self.ruleset.actors.values():
             self._actor_aliases[actor.id] = [self._pid(t) for t in actor.aliases]
+            self._actor_alias_sets[actor.id] = frozenset(self._actor_aliases[actor.id])
             for term in (*actor.context, *actor.exclude):
                 self._pid(term)
         for index, rule in enumerate(self.rules):
@@ -172,6 +185,25 @@ class Engine:
             for index in sorted(triggered)
             if not any(found.isdisjoint(group) for group in self._needs[index])
         ]
+
+    def or_plan(self, node: Or) -> _OrPlan:
+        """The evaluation plan of an OR node, made on first use."""
+        plan = self._or_plans.get(id(node))
+        if plan is None:
+            by_pid: dict[int, list[Node]] = {}
+            others: list[Node] = []
+            for child in node.children:
+                pid = (
+                    self._ids.get((child.pattern, child.prefix))
+                    if isinstance(child, Term)
+                    else None
+                )
+                if pid is None:
+                    others.append(child)
+                else:
+                    by_pid.setdefault(pid, []).append(child)
+            plan = self._or_plans[id(node)] = _OrPlan(by_pid, others)
+        return plan
 
     def evaluated(self, item: Item) -> int:
         """How many rules `match` would evaluate for this item (for benchmarks and tuning)."""
@@ -330,8 +362,15 @@ class _Context:
         if actor_id not in self._actors:
             actor = self.engine.ruleset.actors[actor_id]
             occs = []
-            for pid in self.engine._actor_aliases[actor_id]:
-                for occ in self.found.get(pid, []):
+            # Walk the shorter side: a country has hundreds of aliases (every language and
+            # case form), an item a few dozen patterns found.
+            aliases, found = self.engine._actor_alias_sets[actor_id], self.found
+            if len(found) < len(aliases):
+                pids = [pid for pid in found if pid in aliases]
+            else:
+                pids = [pid for pid in self.engine._actor_aliases[actor_id] if pid in found]
+            for pid in pids:
+                for occ in found[pid]:
                     if self._actor_fits(actor, occ):
                         occs.append(_Occ(occ.field, occ.start, occ.end, occ.term, actor_id))
             self._actors[actor_id] = occs
@@ -370,7 +409,7 @@ class _Context:
                     evidence.extend(got)
                 return evidence
             case Or():
-                results = [self.evaluate(c) for c in node.children]
+                results = [self.evaluate(c) for c in self._or_children(node)]
                 held = [r for r in results if r is not None]
                 return [o for r in held for o in r] if held else None
             case Not():
@@ -382,6 +421,18 @@ class _Context:
             case Near():
                 return self._evaluate_near(node)
         raise TypeError(node)
+
+    def _or_children(self, node: Or) -> list[Node]:
+        """The children of an OR that can hold: its terms the scan found, and the rest.
+        A term whose pattern occurs nowhere in the item cannot hold, so it is skipped
+        unlooked-at; the result is the same as evaluating every child."""
+        plan = self.engine.or_plan(node)
+        found, by_pid = self.found, plan.by_pid
+        if len(found) < len(by_pid):
+            terms = [c for pid in found if pid in by_pid for c in by_pid[pid]]
+        else:
+            terms = [c for pid, children in by_pid.items() if pid in found for c in children]
+        return [*terms, *plan.others]
 
     def _evaluate_near(self, node: Near) -> list[_Occ] | None:
         """Every occurrence on either side with one of the other side within the distance:

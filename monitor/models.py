@@ -94,6 +94,7 @@ class Item:
     content: str
     published: str  # ISO 8601 UTC, "" when unknown
     fingerprint: str
+    lang: str = ""  # ISO 639-1 code detected from the text (monitor/lang.py), "" if unsure
 
     def field_text(self, name: str) -> str:
         return getattr(self, name)
@@ -195,6 +196,7 @@ class StoredHit:
     published: str  # ISO 8601 UTC, "" when unknown
     source: str  # where it was first seen
     source_links: tuple[tuple[str, str], ...]  # (source, its address for the item), first first
+    lang: str = ""  # the item's detected language
 
     @property
     def sources(self) -> tuple[str, ...]:

@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from lxml import etree
 
 from monitor.dates import parse_page_date
+from monitor.lang import detect
 from monitor.models import Item, RawEntry
 
 # Serbian (and common Russian / Macedonian) Cyrillic to the Latin the press uses, diacritics
@@ -67,10 +68,50 @@ _CYRILLIC = {
     "ь": "",
     "ъ": "",
     "ё": "e",
+    # Ukrainian: є and ї read as the Russian е and и they stand beside, so Україна and
+    # Украина, Європа and Европа fold alike; ґ is the hard g.
     "є": "e",
     "і": "i",
     "ї": "i",
+    "ґ": "g",
+    # Belarusian short u; Bulgarian ъ is a vowel (България -> balgarija, as in the Latin
+    # "Balgariya"), in Russian a rare silent sign where a vowel does no harm.
+    "ў": "u",
 }
+_CYRILLIC["ъ"] = "a"
+# Greek to the Latin of ELOT 743 / the press (Μητσοτάκης -> mitsotakis, Θεσσαλονίκη ->
+# thessaloniki), accents dropped by NFKD first. The vowel pairs below are read as digraphs.
+_GREEK = {
+    "α": "a",
+    "β": "v",
+    "γ": "g",
+    "δ": "d",
+    "ε": "e",
+    "ζ": "z",
+    "η": "i",
+    "θ": "th",
+    "ι": "i",
+    "κ": "k",
+    "λ": "l",
+    "μ": "m",
+    "ν": "n",
+    "ξ": "x",
+    "ο": "o",
+    "π": "p",
+    "ρ": "r",
+    "σ": "s",
+    "ς": "s",
+    "τ": "t",
+    "υ": "y",
+    "φ": "f",
+    "χ": "ch",
+    "ψ": "ps",
+    "ω": "o",
+}
+# ου is "ou" (Χριστόδουλος -> christodoulos), αυ/ευ/ηυ "av/ev/iv" (Ευρώπη -> evropi): two
+# letters to two, so a pass over these before the table keeps every offset where it was.
+_GREEK_PAIRS = {"ο": "ou", "α": "av", "ε": "ev", "η": "iv"}
+_GREEK_DIGRAPH_RE = re.compile("[οΟόΌαΑάΆεΕέΈηΗήΉ][υΥύΎ]")
 # Letters NFKD leaves alone, and punctuation that should read as a word gap.
 _SPECIAL = {
     "đ": "dj",
@@ -114,6 +155,7 @@ _FOLD_RANGES = (
     (0x0300, 0x0370),  # combining accents, as in decomposed (NFD) text: dropped
     (0x0370, 0x0530),
     (0x1E00, 0x1F00),
+    (0x1F00, 0x2000),  # polytonic Greek
     (0x2000, 0x2070),
     (0xFF00, 0xFF70),
 )
@@ -127,7 +169,7 @@ def _fold_char(ch: str) -> str:
         return _CYRILLIC[low]
     decomposed = unicodedata.normalize("NFKD", low)
     out = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return "".join(_SPECIAL.get(c, _CYRILLIC.get(c, c)) for c in out)
+    return "".join(_SPECIAL.get(c, _CYRILLIC.get(c, _GREEK.get(c, c))) for c in out)
 
 
 def _build_table() -> dict[int, str]:
@@ -147,15 +189,27 @@ FOLD_TABLE = _build_table()
 _ASCII_TABLE = {cp: out for cp, out in FOLD_TABLE.items() if cp < 128}
 
 
+def _base_greek(ch: str) -> str:
+    """The unaccented lower-case Greek vowel of `ch` (ό -> ο)."""
+    return unicodedata.normalize("NFD", ch.lower())[0]
+
+
+def _greek_digraphs(text: str) -> str:
+    """Greek vowel pairs spelled in Latin, same length (see _GREEK_PAIRS)."""
+    return _GREEK_DIGRAPH_RE.sub(lambda m: _GREEK_PAIRS[_base_greek(m.group()[0])], text)
+
+
 def fold(text: str) -> str:
-    """Lower-case, strip diacritics, transliterate Cyrillic; hyphens and dashes become spaces."""
+    """Lower-case, strip diacritics, transliterate Cyrillic and Greek; hyphens and dashes
+    become spaces."""
     if text.isascii():
         return text.translate(_ASCII_TABLE)
-    return text.translate(FOLD_TABLE)
+    return _greek_digraphs(text).translate(FOLD_TABLE)
 
 
 def fold_with_offsets(text: str) -> tuple[str, list[int]]:
     """Fold `text` and return, for each folded character, the index it came from."""
+    text = _greek_digraphs(text)  # keeps the length, so indexes still point into the original
     parts: list[str] = []
     origin: list[int] = []
     table = FOLD_TABLE
@@ -340,6 +394,7 @@ def normalise(source: str, entry: RawEntry, base_url: str = "") -> Item | None:
         content=content,
         published=to_utc_iso(entry.published),
         fingerprint=fp,
+        lang=detect(title, summary or content),
     )
 
 

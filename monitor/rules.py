@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import reprlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -479,6 +479,7 @@ def load_rules(path: Path | str) -> RuleSet:
     problems = _Problems()
     ruleset = RuleSet(files=rule_files(root))
     raw_rules: list[tuple[str, dict[str, Any], str]] = []
+    extra_names: list[tuple[dict[str, Any], Path]] = []
     for file in ruleset.files:
         doc = _read_yaml(file, problems)
         if doc is None:
@@ -498,8 +499,12 @@ def load_rules(path: Path | str) -> RuleSet:
                 ruleset.actors[actor.id] = actor
         for entry in _section(doc, "lists", file, problems):
             _add_list(entry, file, ruleset, problems)
+        for entry in _section(doc, "names", file, problems):
+            extra_names.append((entry, file))
         for entry in _section(doc, "rules", file, problems):
             raw_rules.append((prefix, entry, str(file)))
+    for entry, file in extra_names:
+        _add_names(entry, file, ruleset, problems)
     seen: dict[str, str] = {}
     for prefix, entry, file in raw_rules:
         rule_id, origin = prefix + str(entry.get("id") or "").strip(), f"{file}:{_line_of(entry)}"
@@ -561,10 +566,10 @@ def _read_yaml(file: Path, problems: _Problems) -> dict[str, Any] | None:
         problems.add(f"{file}:1", "expected a mapping with 'actors:' and/or 'rules:'")
         return None
     for key in doc:
-        if key not in {"actors", "lists", "rules", "__line__", "__lines__"}:
+        if key not in {"actors", "lists", "names", "rules", "__line__", "__lines__"}:
             problems.add(
                 f"{file}:{_line_of(doc, key)}",
-                f"unknown section {key!r} (expected 'actors', 'lists' or 'rules')",
+                f"unknown section {key!r} (expected 'actors', 'lists', 'names' or 'rules')",
             )
     return doc
 
@@ -680,6 +685,27 @@ def _add_list(entry: dict, file: Path, ruleset: RuleSet, problems: _Problems) ->
         return
     ruleset.lists[list_id] = members[0] if len(members) == 1 else Or(tuple(members))
     ruleset.list_origins[list_id] = origin
+
+
+def _add_names(entry: dict, file: Path, ruleset: RuleSet, problems: _Problems) -> None:
+    """More aliases for an actor defined elsewhere (`names:`, as `monitor rules names`
+    generates them): an alias the actor already has is not added twice."""
+    origin = f"{file}:{_line_of(entry)}"
+    actor_id = str(entry.get("actor") or "").strip().lower()
+    where = f"names for {actor_id!r}"
+    _check_keys(entry, {"actor", "lang", "aliases"}, where, file, problems)
+    actor = ruleset.actors.get(actor_id)
+    if actor is None:
+        problems.add(origin, f"{where}: no actor with this id is defined")
+        return
+    have = {(t.pattern, t.prefix) for t in actor.aliases}
+    added = []
+    for term in _terms(entry, "aliases", where, file, problems):
+        if (term.pattern, term.prefix) not in have:
+            have.add((term.pattern, term.prefix))
+            added.append(term)
+    if added:
+        ruleset.actors[actor_id] = replace(actor, aliases=(*actor.aliases, *added))
 
 
 def _build_rule(

@@ -28,10 +28,51 @@ from monitor.normalise import (
         ("Straße", "strasse"),
         ("Kosovo’s north", "kosovo's north"),
         ("Москва", "moskva"),
+        # Macedonian
+        ("Ѓорче Петров", "gjorce petrov"),
+        ("Скопје", "skopje"),
+        # Bulgarian: ъ is a vowel, щ as in Russian
+        ("България", "balgarija"),
+        ("Пъпеш", "papes"),
+        # Ukrainian: є, і, ї, ґ; Україна folds as Украина does
+        ("Україна", "ukraina"),
+        ("Украина", "ukraina"),
+        ("Європа", "evropa"),
+        ("Ґрунт", "grunt"),
+        # Greek, monotonic and polytonic, with the ου/αυ/ευ digraphs
+        ("Μητσοτάκης", "mitsotakis"),
+        ("ΜΗΤΣΟΤΑΚΗΣ", "mitsotakis"),
+        ("Χριστόδουλος", "christodoulos"),
+        ("Ευρώπη", "evropi"),
+        ("Θεσσαλονίκη", "thessaloniki"),
+        ("Κόσοβο", "kosovo"),
+        ("Ψυχή", "psychi"),
+        ("ἀρχή", "archi"),
+        # Latin scripts of the region and beyond
+        ("Kosovës", "kosoves"),
+        ("Tiranë", "tirane"),
+        ("Bucureşti", "bucuresti"),
+        ("București", "bucuresti"),
+        ("Magyarország", "magyarorszag"),
+        ("İstanbul", "istanbul"),
+        ("Łódź", "lodz"),
+        ("Dvořák", "dvorak"),
+        ("Göteborg", "goteborg"),
     ],
 )
 def test_fold(text: str, folded: str) -> None:
     assert fold(text) == folded
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Χριστόδουλος Ευρώπη ΟΥΡΑ", "Вучић и Μητσοτάκης", "Україна, Ґрунт", "Kosovës Ѓ"],
+)
+def test_fold_with_offsets_agrees_with_fold_in_every_script(text: str) -> None:
+    folded, origin = fold_with_offsets(text)
+    assert folded == fold(text)
+    assert len(origin) == len(folded)
+    assert origin == sorted(origin) and origin[-1] < len(text)
 
 
 def test_fold_with_offsets_maps_back_to_the_original() -> None:

@@ -4,19 +4,21 @@ yet carried, full-text search and retention."""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from monitor.clock import from_iso, iso
+from monitor.lang import expand
 from monitor.models import CycleOutcome, Evidence, Hit, Item, SearchResult, StoredHit
+from monitor.normalise import fold
+from monitor.searchtext import parse_search, snippet
 from monitor.store.sources import SourceTable
 
 _UNDELIVERED = """
     SELECT hits.id, hits.rule, hits.priority, hits.actors, hits.evidence, hits.created_at,
            items.id, items.title, items.summary, items.content, items.url, items.published,
-           items.source,
+           items.source, items.lang,
            (SELECT group_concat(source || '\x1e' || coalesce(url, ''), '\x1f')
             FROM (SELECT source, url FROM item_sources
                   WHERE item_sources.item_id = items.id ORDER BY seen_at, source))
@@ -27,9 +29,9 @@ _UNDELIVERED = """
 """
 _SEARCH = """
     SELECT items.id, items.title, items.url, items.source, items.published,
-           snippet(items_fts, -1, '[', ']', ' … ', 12)
-    FROM items_fts JOIN items ON items.rowid = items_fts.rowid
-    WHERE items_fts MATCH ? ORDER BY rank LIMIT ?
+           items.title, items.summary, items.content
+    FROM items_search JOIN items ON items.rowid = items_search.rowid
+    WHERE items_search MATCH ? {languages} ORDER BY rank LIMIT ?
 """
 # Items old enough to go, except those whose hits went into a digest (sent or waiting).
 _DOOMED = """
@@ -73,6 +75,7 @@ class ItemTable(SourceTable):
         seen = [(o.source, stored, i) for o, _ in saves for stored, i in o.also_seen]
         with self.transaction():
             self._insert("items", [{**vars(i), "first_seen": stamp} for _, i in new_items])
+            self._index_folded([i for _, i in new_items])
             self._insert(
                 "item_sources",
                 [
@@ -126,12 +129,35 @@ class ItemTable(SourceTable):
         return [_stored_hit(row) for row in rows]
 
     def search(self, query: str, limit: int = 20) -> list[SearchResult]:
-        """Full-text search; every word must occur (quoted, so FTS syntax cannot break it)."""
-        words = re.findall(r"\w+", query)
-        if not words:
+        """Full-text search over folded text (see monitor/searchtext.py): every term must
+        occur; `title:`, `summary:`, `content:` and `lang:` narrow it."""
+        parsed = parse_search(query)
+        if parsed is None:
             return []
-        match = " ".join(f'"{w}"' for w in words)
-        return [SearchResult(*row) for row in self.conn.execute(_SEARCH, [match, limit])]
+        codes = expand(parsed.languages)
+        langs = f"AND items.lang IN ({','.join('?' * len(codes))})" if codes else ""
+        sql = _SEARCH.format(languages=langs)
+        rows = self.conn.execute(sql, [parsed.match, *codes, limit])
+        return [SearchResult(*row[:5], snippet([row[6], row[7], row[5]], parsed)) for row in rows]
+
+    def _index_folded(self, items: Sequence[Item]) -> None:
+        """Folded title, summary and content of newly inserted items into `items_search`
+        (the rows an `INSERT OR IGNORE` skipped are already there, and are left alone)."""
+        by_id = {item.id: item for item in items}
+        for chunk in _chunks(sorted(by_id), 500):
+            marks = ",".join("?" * len(chunk))
+            sql = (
+                f"SELECT rowid, id FROM items WHERE id IN ({marks}) "
+                "AND NOT EXISTS (SELECT 1 FROM items_search s WHERE s.rowid = items.rowid)"
+            )
+            rows = [
+                (rowid, fold(by_id[i].title), fold(by_id[i].summary), fold(by_id[i].content))
+                for rowid, i in self.conn.execute(sql, chunk)
+            ]
+            self.conn.executemany(
+                "INSERT INTO items_search (rowid, title, summary, content) VALUES (?, ?, ?, ?)",
+                rows,
+            )
 
     def counts(self) -> dict[str, int]:
         return {
@@ -142,7 +168,7 @@ class ItemTable(SourceTable):
 
 def _stored_hit(row: tuple[Any, ...]) -> StoredHit:
     (hit_id, rule, priority, actors, evidence, created, item_id, title, summary, content, url,
-     published, source, carriers) = row  # fmt: skip
+     published, source, lang, carriers) = row  # fmt: skip
     # every source that carried the story, with the address it gave it; first seen first
     links = [tuple(p.split("\x1e", 1)) for p in (carriers or "").split("\x1f") if p]
     links.sort(key=lambda link: link[0] != source)
@@ -161,6 +187,7 @@ def _stored_hit(row: tuple[Any, ...]) -> StoredHit:
         published=published or "",
         source=source,
         source_links=tuple((n, u) for n, u in links) or ((source, url or ""),),
+        lang=lang or "",
     )
 
 

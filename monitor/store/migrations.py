@@ -8,6 +8,9 @@ from collections.abc import Callable
 
 from sqlite_utils import Database
 
+from monitor.lang import detect
+from monitor.normalise import fold
+
 
 def _v1(db: Database) -> None:
     db["sources"].create(
@@ -137,7 +140,45 @@ def _add_digest_runs(db: Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[Database], None]] = [_v1, _add_service_state, _add_digest_runs]
+def _add_folded_search(db: Database) -> None:
+    """A second full-text index over each item's folded title, summary and content (the fold
+    the rules use), so a search for Вучић finds Vučić and Μητσοτάκης finds Mitsotakis. The
+    store fills it as it inserts items (folding is Python, not SQL); deleting an item deletes
+    its row here through a trigger, which needs no Python, whoever deletes."""
+    db.execute(
+        "CREATE VIRTUAL TABLE items_search USING fts5("
+        "title, summary, content, tokenize='unicode61 remove_diacritics 2')"
+    )
+    db.execute(
+        "CREATE TRIGGER items_search_ad AFTER DELETE ON items BEGIN "
+        "DELETE FROM items_search WHERE rowid = old.rowid; END"
+    )
+    rows = db.execute("SELECT rowid, title, summary, content FROM items").fetchall()
+    db.conn.executemany(
+        "INSERT INTO items_search (rowid, title, summary, content) VALUES (?, ?, ?, ?)",
+        [(rowid, *(fold(text or "") for text in texts)) for rowid, *texts in rows],
+    )
+
+
+def _add_item_language(db: Database) -> None:
+    """The language each item is written in, for `lang:` in searches and digests that keep
+    some languages only; items stored before are detected now, once."""
+    db["items"].add_column("lang", str)
+    rows = db.execute("SELECT rowid, title, summary, content FROM items").fetchall()
+    db.conn.executemany(
+        "UPDATE items SET lang = ? WHERE rowid = ?",
+        [(detect(title or "", summary or content or ""), rowid)
+         for rowid, title, summary, content in rows],
+    )  # fmt: skip
+
+
+MIGRATIONS: list[Callable[[Database], None]] = [
+    _v1,
+    _add_service_state,
+    _add_digest_runs,
+    _add_folded_search,
+    _add_item_language,
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -118,6 +118,7 @@ class RuleSet:
     actors: dict[str, Actor] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
     lists: dict[str, Node] = field(default_factory=dict)  # `$name` in queries
+    forms: dict[str, tuple[Term, ...]] = field(default_factory=dict)  # word -> its forms
     list_origins: dict[str, str] = field(default_factory=dict)
 
     def rule(self, rule_id: str) -> Rule:
@@ -501,6 +502,8 @@ def load_rules(path: Path | str) -> RuleSet:
             _add_list(entry, file, ruleset, problems)
         for entry in _section(doc, "names", file, problems):
             extra_names.append((entry, file))
+        for entry in _section(doc, "forms", file, problems):
+            _add_forms(entry, file, ruleset, problems)
         for entry in _section(doc, "rules", file, problems):
             raw_rules.append((prefix, entry, str(file)))
     for entry, file in extra_names:
@@ -566,10 +569,11 @@ def _read_yaml(file: Path, problems: _Problems) -> dict[str, Any] | None:
         problems.add(f"{file}:1", "expected a mapping with 'actors:' and/or 'rules:'")
         return None
     for key in doc:
-        if key not in {"actors", "lists", "names", "rules", "__line__", "__lines__"}:
+        if key not in {"actors", "lists", "names", "forms", "rules", "__line__", "__lines__"}:
             problems.add(
                 f"{file}:{_line_of(doc, key)}",
-                f"unknown section {key!r} (expected 'actors', 'lists', 'names' or 'rules')",
+                f"unknown section {key!r} (expected 'actors', 'lists', 'names', 'forms' "
+                "or 'rules')",
             )
     return doc
 
@@ -708,6 +712,49 @@ def _add_names(entry: dict, file: Path, ruleset: RuleSet, problems: _Problems) -
         ruleset.actors[actor_id] = replace(actor, aliases=(*actor.aliases, *added))
 
 
+def _add_forms(entry: dict, file: Path, ruleset: RuleSet, problems: _Problems) -> None:
+    """A word and its inflected forms (`forms:`): wherever a rule names the word exactly
+    (not as a prefix), it matches any of them. Expanded when the rule is compiled, so the
+    scan stays the only work per item."""
+    word = str(entry.get("word") or "").strip()
+    where = f"forms of {word!r}"
+    _check_keys(entry, {"word", "lang", "forms"}, where, file, problems)
+    try:
+        key = parse_term(word).pattern
+    except QueryError as exc:
+        problems.add(f"{file}:{_line_of(entry)}", f"{where}: {exc}")
+        return
+    terms = _terms(entry, "forms", where, file, problems)
+    known = ruleset.forms.get(key, ())
+    have = {t.pattern for t in known}
+    ruleset.forms[key] = (*known, *[t for t in terms if t.pattern not in have and not t.prefix])
+
+
+def expand_forms(node: Node, forms: dict[str, tuple[Term, ...]]) -> Node:
+    """The query with every exact term that has listed forms replaced by an OR of it and
+    its forms (each keeping the term's fields and what the user wrote, for evidence)."""
+    if not forms:
+        return node
+    match node:
+        case Term():
+            extra = forms.get(node.pattern) if not node.prefix else None
+            if not extra:
+                return node
+            variants = [Term(f.pattern, False, f.raw, node.fields) for f in extra]
+            return Or((node, *variants))
+        case ActorRef():
+            return node
+        case And() | Or() | AtLeast():
+            kids = tuple(expand_forms(c, forms) for c in node.children)
+            return AtLeast(node.count, kids) if isinstance(node, AtLeast) else type(node)(kids)
+        case Not():
+            return Not(expand_forms(node.child, forms))
+        case Near():
+            return Near(expand_forms(node.left, forms), expand_forms(node.right, forms),
+                        node.distance)  # fmt: skip
+    raise TypeError(node)
+
+
 def _build_rule(
     prefix: str, entry: dict, file: str, ruleset: RuleSet, problems: _Problems
 ) -> Rule | None:
@@ -732,7 +779,7 @@ def _build_rule(
         problems.add(query_where, f"{where}: needs a non-empty 'query'")
         return None
     try:
-        query = parse_query(query_text, ruleset.lists)
+        query = expand_forms(parse_query(query_text, ruleset.lists), ruleset.forms)
     except QueryError as exc:
         problems.add(query_where, f"{where}: query: {exc}")
         return None

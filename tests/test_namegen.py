@@ -36,6 +36,9 @@ rules:
   - id: pristina
     title: Pristina
     query: "@pristina"
+  - id: clashes
+    title: Clashes or troops pulling back
+    query: '(clash NEAR/3 police) OR (troops NEAR/2 "pull back")'
 """
 SPEC = """
 languages = ["sr", "hu", "el", "tr"]
@@ -47,6 +50,8 @@ territory = "CN"
 [actors.pristina]
 geonames = ["Pristina"]
 skip = ["Pristine"]
+[forms]
+en = ["clash", "pull back"]
 """
 
 
@@ -90,7 +95,7 @@ def test_names_and_their_forms_come_from_the_data(generated):
 def test_the_generated_file_round_trips_through_rules_check(generated):
     checked = run("rules", "check", str(generated))
     assert checked.returncode == 0, checked.stderr
-    assert "2 rules, 3 actors in 2 files: OK" in checked.stdout
+    assert "3 rules, 3 actors in 2 files: OK" in checked.stdout
 
 
 def test_generated_forms_match_in_one_scan(generated):
@@ -104,6 +109,11 @@ def test_generated_forms_match_in_one_scan(generated):
     assert rules_hit("Kina i Srbija potpisale sporazum o slobodnoj trgovini") == ["serbia-china"]
     assert rules_hit("Kinh tế Trung Quốc") == []
     assert rules_hit("a pristine beach in Greece") == []
+    # English words named exactly also match their generated forms, phrasal verbs too
+    assert rules_hit("Protesters clashed with police in the north") == ["clashes"]
+    assert rules_hit("Troops pulled back from the line") == ["clashes"]
+    assert rules_hit("Troops pull back") == ["clashes"]
+    assert rules_hit("Clashing colours at the fashion show") == []
 
 
 def test_generation_is_reproducible(generated, tmp_path):
@@ -125,6 +135,13 @@ def test_names_for_an_unknown_actor_are_a_problem_with_its_line(tmp_path):
     checked = run("rules", "check", str(tmp_path))
     assert checked.returncode == 2
     assert f"{tmp_path / 'names.yaml'}:4: names for 'atlantis': no actor" in checked.stderr
+
+
+def test_forms_are_generated_from_the_dictionary(generated):
+    doc = yaml.safe_load((generated / "names.yaml").read_text(encoding="utf-8"))
+    forms = {e["word"]: e["forms"] for e in doc["forms"]}
+    assert forms["clash"] == ["clashed", "clashes", "clashing"]
+    assert set(forms["pull back"]) == {"pulled back", "pulling back", "pulls back"}
 
 
 def test_the_shipped_pack_carries_generated_names() -> None:

@@ -142,6 +142,7 @@ class CycleOutcome:
     also_seen: Sequence[tuple[str, Item]] = ()  # (stored item id, duplicate from here)
     state: FetchState | None = None
     error: str | None = None
+    keys: Sequence[tuple[str, str]] = ()  # (identity key, stored item id), see dedupe.py
 
 
 SourceState = Literal["new", "ok", "failing", "flagged"]

@@ -15,7 +15,7 @@ import unicodedata
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 from lxml import etree
 
@@ -280,13 +280,15 @@ def _visible_text(node: etree._Element, parts: list[str]) -> None:
 
 _TRACKING_PARAMS = re.compile(
     r"^(utm_\w+|fbclid|gclid|dclid|msclkid|mc_cid|mc_eid|igshid|yclid|_hsenc|_hsmi|ref_src"
-    r"|ocid|cmpid|at_medium|at_campaign|at_custom\d*|sr_share|share)$",
+    r"|ocid|cmpid|cmp|at_medium|at_campaign|at_custom\d*|sr_share|share|xtor|ito|_ga|_gl"
+    r"|mkt_tok|spm|scm|wt_mc|wt\.mc_id|ns_source|ns_mchannel|ns_campaign|ncid|ref_url|__twitter_impression)$",
     re.IGNORECASE,
 )
 
 
 def canonical_url(url: str) -> str:
-    """Lower-case scheme and host, no default port, fragment or tracking parameters.
+    """Lower-case scheme and host, no default port, fragment or tracking parameters; the
+    remaining parameters sorted, each written as the site wrote it (`?page=2,11` stays).
 
     Stored keys must be stable: a second pass never changes the result. Dropping a fragment
     or stripping control characters can expose new edge whitespace, so the rewrite repeats
@@ -317,13 +319,19 @@ def _canonical_once(url: str) -> str:
         host = f"[{host}]"
     if port and (scheme, port) not in {("http", 80), ("https", 443)}:
         host = f"{host}:{port}"
-    query = [
-        (k, v)
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        if not _TRACKING_PARAMS.match(k)
-    ]
     path = parts.path or "/"
-    return urlunsplit((scheme, host, path, urlencode(query), ""))
+    return urlunsplit((scheme, host, path, _query(parts.query), ""))
+
+
+def _query(query: str) -> str:
+    """Parameters in a fixed order (their order carries no meaning, and each order would
+    otherwise be another address), tracking parameters dropped, the rest untouched."""
+    kept = [
+        pair
+        for pair in query.split("&")
+        if pair and not _TRACKING_PARAMS.match(unquote_plus(pair.split("=", 1)[0]).strip())
+    ]
+    return "&".join(sorted(kept))
 
 
 def to_utc_iso(value: str | datetime | None) -> str:
@@ -368,7 +376,9 @@ def fingerprint(title: str, body: str) -> str:
 
 
 def item_id(source: str, guid: str, url: str, fp: str) -> str:
-    key = guid or url or f"{source}:{fp}"
+    """A GUID is unique only within its source (two sites may both number a story `1001`);
+    a link or a text fingerprint is the same item wherever it is found."""
+    key = f"{source}\x1f{guid}" if guid else url or f"{source}:{fp}"
     return hashlib.sha1(key.encode()).hexdigest()[:20]
 
 

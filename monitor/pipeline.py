@@ -25,6 +25,7 @@ from multiprocessing import get_context
 from monitor.articlelinks import explain
 from monitor.clock import iso, utcnow
 from monitor.config import FetchSettings, Settings
+from monitor.dedupe import Identity, Index
 from monitor.errors import FetchError
 from monitor.fetch import Politeness, Request, fetch_all
 from monitor.fulltext import add_full_text
@@ -285,26 +286,30 @@ def _dedupe_and_match(
     with one batch of lookups for the whole cycle. With `limits`, a `fulltext` source's new
     items get their article text before they are matched."""
     documents = [
-        (result, source, state, read[0], _unique(read[1]))
+        (result, source, state, read[0], _unique_with(read[1]))
         for (result, source, state), read in zip(to_read, reads, strict=True)
         if not isinstance(read, str)
     ]
-    every = [item for *_, items in documents for item in items]
-    pruned = store.pruned_ids(i.id for i in every)
-    known = store.find_known([i for i in every if i.id not in pruned])
-    cycle = _StoryIndex()
-    for result, source, state, parsed, items in documents:
+    every = [pair for *_, pairs in documents for pair in pairs]
+    pruned = store.pruned_ids(i.id for i, _ in every)
+    live = [(item, identity) for item, identity in every if item.id not in pruned]
+    known = store.find_known([i for i, _ in live], [identity for _, identity in live])
+    cycle = Index()
+    for result, source, state, parsed, pairs in documents:
         _check_stop(stop)
-        new_items, also_seen = [], []
-        for item in items:
+        new_items, also_seen, keys = [], [], []
+        for item, identity in pairs:
             if item.id in pruned:  # stored long ago and pruned since: not news
                 continue
-            stored = known.get(item.id) or cycle.find(item)
+            stored = known.get(item.id) or cycle.find(identity)
             if stored:
                 also_seen.append((stored, item))
+                # the copy's own GUID and link lead to the stored item from now on
+                keys += [(k, stored) for k in identity.exact]
             else:
                 new_items.append(item)
-                cycle.add(item)
+                cycle.add(identity)
+                keys += [(k, item.id) for k in identity.keys]
         if source.fulltext and limits is not None and new_items:
             new_items = add_full_text(source, new_items, limits, memory, stop)
         max_text = limits.max_text if limits is not None else MAX_CHARS
@@ -317,6 +322,7 @@ def _dedupe_and_match(
             hits=_match_all(engine, new_items, max_text, stop),
             also_seen=also_seen,
             state=state,
+            keys=keys,
         )
 
 
@@ -338,31 +344,6 @@ def _match_all(
         _check_stop(stop)  # a shutdown does not wait for a long document's matching
         hits.extend((item.id, hit) for hit in engine.match(item, max_text))
     return hits
-
-
-class _StoryIndex:
-    """Stories seen so far, by id, canonical URL and fingerprint: the same story twice in one
-    document, or in two feeds of one cycle, is stored once."""
-
-    def __init__(self) -> None:
-        self._keys: dict[str, str] = {}
-
-    def find(self, item: Item) -> str | None:
-        for key in _keys(item):
-            if key in self._keys:
-                return self._keys[key]
-        return None
-
-    def add(self, item: Item) -> None:
-        for key in _keys(item):
-            self._keys.setdefault(key, item.id)
-
-
-def _keys(item: Item) -> list[str]:
-    keys = [f"id:{item.id}", f"fp:{item.fingerprint}"]
-    if item.url:
-        keys.append(f"url:{item.url}")
-    return keys
 
 
 @dataclass(frozen=True)
@@ -396,13 +377,19 @@ def preview(settings: Settings, source: Source, articles: int = 3) -> Preview:
 
 
 def _unique(items: list[Item]) -> list[Item]:
-    """Drop items repeated within one document (same id, URL or fingerprint)."""
-    index = _StoryIndex()
+    return [item for item, _ in _unique_with(items)]
+
+
+def _unique_with(items: list[Item]) -> list[tuple[Item, Identity]]:
+    """Drop items repeated within one document (the same item as `dedupe` defines it); each
+    kept item with its identity."""
+    index = Index()
     unique = []
     for item in items:
-        if index.find(item) is None:
-            index.add(item)
-            unique.append(item)
+        identity = Identity.of(item)
+        if index.find(identity) is None:
+            index.add(identity)
+            unique.append((item, identity))
     return unique
 
 

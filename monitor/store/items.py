@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from monitor.clock import from_iso, iso
+from monitor.dedupe import Identity, Text, resolve
 from monitor.lang import expand
 from monitor.models import CycleOutcome, Evidence, Hit, Item, SearchResult, StoredHit
 from monitor.normalise import fold
@@ -42,23 +43,37 @@ _DOOMED = """
 
 
 class ItemTable(SourceTable):
-    def find_known(self, items: Sequence[Item]) -> dict[str, str]:
-        """For items already stored (same id, canonical URL or fingerprint): item id -> the
-        stored item's id. Items not in the result are new."""
-        known: dict[str, str] = {}
-        for column in ("id", "url", "fingerprint"):
-            # value -> the items carrying it, so a whole cycle's items cost one pass each
-            carriers: dict[str, list[Item]] = {}
-            for item in items:
-                if value := getattr(item, column):
-                    carriers.setdefault(value, []).append(item)
-            for chunk in _chunks(sorted(carriers), 500):
-                marks = ",".join("?" * len(chunk))
-                sql = f"SELECT {column}, id FROM items WHERE {column} IN ({marks})"
-                for value, stored in self.conn.execute(sql, chunk):
-                    for item in carriers[value]:
-                        known.setdefault(item.id, stored)
-        return known
+    def find_known(
+        self, items: Sequence[Item], identities: Sequence[Identity] | None = None
+    ) -> dict[str, str]:
+        """For items already stored (the same item as `dedupe` defines it): item id -> the
+        stored item's id. Items not in the result are new. `identities`, when the caller has
+        them, are the items' own (`Identity.of` each)."""
+        if identities is None:
+            identities = [Identity.of(item) for item in items]
+        return resolve(identities, self._key_holders, self._texts)
+
+    def _key_holders(self, keys: Sequence[str]) -> dict[str, list[str]]:
+        held: dict[str, list[str]] = {}
+        for chunk in _chunks(keys, 500):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT key, item_id FROM item_keys WHERE key IN ({marks}) ORDER BY rowid"
+            for key, stored in self.conn.execute(sql, chunk):
+                held.setdefault(key, []).append(stored)
+        return held
+
+    def _texts(self, ids: Sequence[str]) -> dict[str, Text]:
+        texts = {}
+        for chunk in _chunks(ids, 500):
+            marks = ",".join("?" * len(chunk))
+            sql = (
+                "SELECT id, source, url, guid, title, summary, content, published, fingerprint,"
+                f" first_seen FROM items WHERE id IN ({marks})"
+            )
+            for *fields, first_seen in self.conn.execute(sql, chunk):
+                item = Item(*(f or "" for f in fields))
+                texts[item.id] = Text.of(item, first_seen or "")
+        return texts
 
     def save_cycles(
         self,
@@ -86,6 +101,10 @@ class ItemTable(SourceTable):
             self._insert(
                 "hits", [_hit_row(item_id, hit, stamp) for o, _ in saves for item_id, hit in o.hits]
             )
+            self._insert(
+                "item_keys",
+                [{"key": k, "item_id": item_id} for o, _ in saves for k, item_id in o.keys],
+            )
             for outcome, next_check in saves:
                 self._record_status(outcome, stamp, iso(next_check), flag_before)
 
@@ -112,7 +131,7 @@ class ItemTable(SourceTable):
                 "INSERT OR IGNORE INTO pruned_items (id, pruned_at) SELECT id, ? FROM temp.doomed",
                 [iso(now)],
             )
-            for table in ("hits", "item_sources"):
+            for table in ("hits", "item_sources", "item_keys"):
                 self.conn.execute(
                     f"DELETE FROM {table} WHERE item_id IN (SELECT id FROM temp.doomed)"
                 )

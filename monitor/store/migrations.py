@@ -8,7 +8,9 @@ from collections.abc import Callable
 
 from sqlite_utils import Database
 
+from monitor.dedupe import Identity
 from monitor.lang import detect
+from monitor.models import Item
 from monitor.normalise import fold
 
 
@@ -172,12 +174,29 @@ def _add_item_language(db: Database) -> None:
     )  # fmt: skip
 
 
+def _add_item_keys(db: Database) -> None:
+    """The identity keys of every item (dedupe.py): its source-scoped GUID, its link as
+    identity, the band keys of its near-duplicate sketches. Items stored before get theirs
+    from their stored fields, so an old story is still recognised after the upgrade."""
+    db["item_keys"].create({"key": str, "item_id": str}, pk=("key", "item_id"))
+    db["item_keys"].create_index(["item_id"])
+    columns = "id, source, url, guid, title, summary, content, published, fingerprint"
+    rows = db.execute(f"SELECT {columns} FROM items ORDER BY rowid")
+    while batch := rows.fetchmany(1000):
+        keys = []
+        for fields in batch:
+            item = Item(*(f or "" for f in fields))
+            keys += [(key, item.id) for key in Identity.of(item).keys]
+        db.conn.executemany("INSERT OR IGNORE INTO item_keys (key, item_id) VALUES (?, ?)", keys)
+
+
 MIGRATIONS: list[Callable[[Database], None]] = [
     _v1,
     _add_service_state,
     _add_digest_runs,
     _add_folded_search,
     _add_item_language,
+    _add_item_keys,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -1,0 +1,242 @@
+"""The one definition of item identity, used by the store's lookup and by the cycle's own index.
+
+Two items are the same item when they share an exact key:
+- the item id (a GUID is scoped to its source: two sites may both number a story `1001`);
+- the source and its GUID;
+- the link, as `url_key` reads it (scheme, `www.`, a trailing slash, parameter order and
+  tracking parameters make no difference); a list-page item is identified by its link alone;
+- for an item with neither GUID nor link, the fingerprint of its text.
+
+Or when one is a near-duplicate of the other, found through MinHash/LSH band keys and then
+confirmed on the folded text (datasketch for the sketches, rapidfuzz for titles):
+- their bodies share most of their word pairs (the same article syndicated, a headline
+  edited), or
+- they come from different outlets and their titles are nearly the same (another outlet's
+  teaser under the same headline, or a one-word edit), with the same numbers in them
+  (counts, dates and rounds are facts). One outlet's repeated headline
+  ("KFOR Press Release", "Daily briefing") under different links stays separate items.
+Short texts carry too little evidence and are never near-duplicates; neither are items
+published days apart (the same wording a week later is another incident)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from datasketch import MinHash
+from rapidfuzz import fuzz
+
+from monitor.clock import from_iso
+from monitor.models import Item
+from monitor.normalise import canonical_url, fold
+
+MIN_TITLE_WORDS = 5  # fewer folded words: the title alone proves nothing
+MIN_BODY_WORDS = 12
+TITLE_SIMILARITY = 85.0  # rapidfuzz ratio (0-100) of the folded titles
+BODY_SIMILARITY = 0.5  # Jaccard of the bodies' word pairs
+NEAR_WINDOW = timedelta(days=3)
+BODY_WORDS = 80  # the start of the body is what syndicated copies keep
+# LSH: BANDS bands of ROWS hash values each; a pair at Jaccard 0.7 of title words shares a
+# band with probability 0.98, at 0.3 with 0.24 (the rest are confirmed or dropped on text).
+BANDS, ROWS = 10, 3
+_PERMUTATIONS = MinHash(num_perm=BANDS * ROWS, seed=12)
+_WORD = re.compile(r"\w+")
+
+
+def url_key(url: str) -> str:
+    """The address as identity: the canonical URL without scheme, `www.` or trailing slash.
+    (The stored link keeps its scheme and host: a site may serve only one of them.)"""
+    canonical = canonical_url(url)
+    if not canonical:
+        return ""
+    parts = urlsplit(canonical)
+    host = parts.netloc.removeprefix("www.")
+    path = parts.path.rstrip("/")
+    return f"{host}{path}?{parts.query}" if parts.query else f"{host}{path}"
+
+
+def exact_keys(item: Item) -> list[str]:
+    """Keys any one of which, shared, makes two items the same item."""
+    keys = [f"id:{item.id}"]
+    if item.guid:
+        keys.append(f"g:{item.source}\x1f{item.guid}")
+    if item.url:
+        keys.append(f"u:{url_key(item.url)}")
+    if not (item.guid or item.url):
+        keys.append(f"f:{item.fingerprint}")
+    return keys
+
+
+@dataclass(frozen=True)
+class Text:
+    """What near-duplicate detection compares: folded title words, folded body words, when."""
+
+    id: str
+    source: str
+    title: tuple[str, ...]
+    body: tuple[str, ...]
+    when: datetime | None
+
+    @classmethod
+    def of(cls, item: Item, first_seen: str = "") -> Text:
+        body = item.summary or item.content
+        return cls(
+            id=item.id,
+            source=item.source,
+            title=tuple(_WORD.findall(fold(item.title))),
+            body=tuple(_WORD.findall(fold(body[: BODY_WORDS * 12])))[:BODY_WORDS],
+            when=_moment(item.published) or _moment(first_seen),
+        )
+
+    @property
+    def pairs(self) -> set[str]:
+        return {f"{a} {b}" for a, b in zip(self.body, self.body[1:], strict=False)}
+
+
+def near_keys(text: Text) -> list[str]:
+    """LSH band keys of the title words and of the body's word pairs, for texts long enough."""
+    keys = []
+    if len(text.title) >= MIN_TITLE_WORDS:
+        keys += _bands("t", set(text.title))
+    if len(text.body) >= MIN_BODY_WORDS:
+        keys += _bands("b", text.pairs)
+    return keys
+
+
+def near_duplicate(a: Text, b: Text) -> bool:
+    """Whether `a` is another copy of `b` (see the module's rules)."""
+    if a.when and b.when and abs(a.when - b.when) > NEAR_WINDOW:
+        return False
+    long_bodies = min(len(a.body), len(b.body)) >= MIN_BODY_WORDS
+    if long_bodies and _jaccard(a.pairs, b.pairs) >= BODY_SIMILARITY:
+        return True
+    if a.source == b.source:
+        return False
+    if min(len(a.title), len(b.title)) < MIN_TITLE_WORDS:
+        return False
+    if _numbers(a.title) != _numbers(b.title):  # "round 3" and "round 4" are two stories
+        return False
+    return fuzz.ratio(" ".join(a.title), " ".join(b.title)) >= TITLE_SIMILARITY
+
+
+@dataclass(frozen=True)
+class Identity:
+    """An item's keys and text, computed once per cycle (the sketches are the costly part)."""
+
+    exact: tuple[str, ...]
+    text: Text
+    near: tuple[str, ...]
+
+    @classmethod
+    def of(cls, item: Item) -> Identity:
+        text = Text.of(item)
+        return cls(tuple(exact_keys(item)), text, tuple(near_keys(text)))
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return self.exact + self.near
+
+
+class Index:
+    """Items seen so far in a cycle (or a document): the same story twice in one document, or
+    in two feeds of one cycle, is stored once."""
+
+    def __init__(self) -> None:
+        self._exact: dict[str, str] = {}
+        self._near: dict[str, list[Text]] = {}
+
+    def find(self, identity: Identity) -> str | None:
+        for key in identity.exact:
+            if key in self._exact:
+                return self._exact[key]
+        for key in identity.near:
+            for other in self._near.get(key, ()):
+                if near_duplicate(identity.text, other):
+                    return other.id
+        return None
+
+    def add(self, identity: Identity) -> None:
+        for key in identity.exact:
+            self._exact.setdefault(key, identity.text.id)
+        for key in identity.near:
+            self._near.setdefault(key, []).append(identity.text)
+
+
+def resolve(
+    identities: Sequence[Identity],
+    holders: Callable[[list[str]], dict[str, list[str]]],
+    texts: Callable[[list[str]], dict[str, Text]],
+) -> dict[str, str]:
+    """For the store's lookup: item id -> the stored item it is a copy of. `holders` gives
+    the stored items carrying each of some keys, `texts` the texts of some stored items."""
+    wanted = sorted({k for i in identities for k in i.keys})
+    held = holders(wanted)
+    exact = {k: ids[0] for k, ids in held.items() if not _is_band(k)}
+    known: dict[str, str] = {}
+    pending = []
+    for identity in identities:
+        found = next((exact[k] for k in identity.exact if k in exact), None)
+        if found is not None:
+            known[identity.text.id] = found
+        elif any(k in held for k in identity.near):
+            pending.append(identity)
+    candidates = sorted({c for i in pending for k in i.near for c in held.get(k, ())})
+    stored = texts(candidates) if candidates else {}
+    for identity in pending:
+        found = _near_match(identity, held, stored)
+        if found is not None:
+            known[identity.text.id] = found
+    return known
+
+
+def _is_band(key: str) -> bool:
+    return key[:1] in {"t", "b"} and key[1:2].isdigit()
+
+
+def _near_match(
+    identity: Identity, held: dict[str, list[str]], stored: dict[str, Text]
+) -> str | None:
+    tried: set[str] = set()
+    for key in identity.near:
+        for candidate in held.get(key, ()):
+            if candidate not in tried and candidate in stored:
+                tried.add(candidate)
+                if near_duplicate(identity.text, stored[candidate]):
+                    return candidate
+    return None
+
+
+def _bands(prefix: str, tokens: Iterable[str]) -> list[str]:
+    sketch = MinHash(
+        num_perm=BANDS * ROWS, permutations=_PERMUTATIONS.permutations, scheme=_PERMUTATIONS.scheme
+    )
+    sketch.update_batch([t.encode() for t in tokens])
+    values = sketch.hashvalues
+    return [
+        f"{prefix}{band}:"
+        + hashlib.blake2b(
+            values[band * ROWS : (band + 1) * ROWS].tobytes(), digest_size=8
+        ).hexdigest()
+        for band in range(BANDS)
+    ]
+
+
+def _numbers(words: tuple[str, ...]) -> set[str]:
+    return {w for w in words if any(c.isdigit() for c in w)}
+
+
+def _jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / len(a | b) if a and b else 0.0
+
+
+def _moment(value: str) -> datetime | None:
+    if not value or len(value) < 20:  # a bare day, or nothing: no time to compare
+        return None
+    try:
+        return from_iso(value)
+    except ValueError:
+        return None

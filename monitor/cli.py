@@ -428,6 +428,8 @@ def search(ctx: click.Context, query: str, limit: int) -> None:
         click.echo(f"            {result.snippet}")
         if result.url:
             click.echo(f"            {result.url}")
+        if result.story_items > 1:
+            click.echo(f"            story: {result.story} ({result.story_items} items)")
     click.echo(f"{len(results)} result(s)")
 
 

@@ -143,6 +143,7 @@ class CycleOutcome:
     state: FetchState | None = None
     error: str | None = None
     keys: Sequence[tuple[str, str]] = ()  # (identity key, stored item id), see dedupe.py
+    stories: Sequence[tuple[str, str]] = ()  # (new item id, its story's id), see stories.py
 
 
 SourceState = Literal["new", "ok", "failing", "flagged"]
@@ -251,6 +252,8 @@ class SearchResult:
     source: str
     published: str
     snippet: str
+    story: str = ""  # the story's title
+    story_items: int = 1  # items in the story
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from monitor.models import CycleOutcome, FetchResult, FetchState, Hit, Item, Sou
 from monitor.normalise import normalise_all
 from monitor.parse import parse, read_items, warm_up
 from monitor.store import Store
+from monitor.stories import OPEN_WINDOW, Assigner
 
 log = logging.getLogger(__name__)
 
@@ -295,9 +296,14 @@ def _dedupe_and_match(
     live = [(item, identity) for item, identity in every if item.id not in pruned]
     known = store.find_known([i for i, _ in live], [identity for _, identity in live])
     cycle = Index()
+    fresh = [identity for item, identity in live if item.id not in known]
+    assigner = Assigner.for_cycle(
+        fresh, lambda keys: store.story_members(keys, utcnow() - OPEN_WINDOW)
+    )
     for result, source, state, parsed, pairs in documents:
         _check_stop(stop)
         new_items, also_seen, keys = [], [], []
+        identities: dict[str, Identity] = {}
         for item, identity in pairs:
             if item.id in pruned:  # stored long ago and pruned since: not news
                 continue
@@ -308,22 +314,41 @@ def _dedupe_and_match(
                 keys += [(k, stored) for k in identity.exact]
             else:
                 new_items.append(item)
+                identities[item.id] = identity
                 cycle.add(identity)
                 keys += [(k, item.id) for k in identity.keys]
         if source.fulltext and limits is not None and new_items:
             new_items = add_full_text(source, new_items, limits, memory, stop)
         max_text = limits.max_text if limits is not None else MAX_CHARS
         new_items = [clip_item(item, max_text) for item in new_items]  # what is stored
+        hits = _match_all(engine, new_items, max_text, stop)
         outcomes[source.name] = CycleOutcome(
             source=source.name,
             status=result.status,
             parsed=parsed,
             new_items=new_items,
-            hits=_match_all(engine, new_items, max_text, stop),
+            hits=hits,
             also_seen=also_seen,
             state=state,
             keys=keys,
+            stories=_stories(assigner, new_items, identities, hits),
         )
+
+
+def _stories(
+    assigner: Assigner,
+    items: Sequence[Item],
+    identities: dict[str, Identity],
+    hits: Sequence[tuple[str, Hit]],
+) -> list[tuple[str, str]]:
+    """Each new item's story; the actors the rules found are evidence of the same event."""
+    actors: dict[str, set[str]] = {}
+    for item_id, hit in hits:
+        actors.setdefault(item_id, set()).update(hit.actors)
+    return [
+        (item.id, assigner.assign(identities[item.id], frozenset(actors.get(item.id, ()))))
+        for item in items
+    ]
 
 
 class CycleAbandoned(Exception):

@@ -15,6 +15,7 @@ from monitor.models import CycleOutcome, Evidence, Hit, Item, SearchResult, Stor
 from monitor.normalise import fold
 from monitor.searchtext import parse_search, snippet
 from monitor.store.sources import SourceTable
+from monitor.stories import Member
 
 _UNDELIVERED = """
     SELECT hits.id, hits.rule, hits.priority, hits.actors, hits.evidence, hits.created_at,
@@ -30,9 +31,26 @@ _UNDELIVERED = """
 """
 _SEARCH = """
     SELECT items.id, items.title, items.url, items.source, items.published,
-           items.title, items.summary, items.content
+           items.title, items.summary, items.content,
+           coalesce(stories.title, ''), coalesce(stories.items, 1)
     FROM items_search JOIN items ON items.rowid = items_search.rowid
+    LEFT JOIN stories ON stories.id = items.story
     WHERE items_search MATCH ? {languages} ORDER BY rank LIMIT ?
+"""
+# Items of open stories carrying some band keys, with the actors their hits found.
+_MEMBERS = """
+    SELECT item_keys.key, items.story, items.id, items.source, items.url, items.guid,
+           items.title, items.summary, items.content, items.published, items.fingerprint,
+           items.first_seen, (SELECT group_concat(actors, '\x1f') FROM hits
+                              WHERE hits.item_id = items.id)
+    FROM item_keys JOIN items ON items.id = item_keys.item_id
+    JOIN stories ON stories.id = items.story
+    WHERE item_keys.key IN ({marks}) AND stories.last_seen >= ?
+"""
+_STORY_UPSERT = """
+    INSERT INTO stories (id, title, first_item, first_seen, last_seen, items)
+    VALUES (?, ?, ?, ?, ?, 1)
+    ON CONFLICT (id) DO UPDATE SET last_seen = excluded.last_seen, items = items + 1
 """
 # Items old enough to go, except those whose hits went into a digest (sent or waiting).
 _DOOMED = """
@@ -75,6 +93,22 @@ class ItemTable(SourceTable):
                 texts[item.id] = Text.of(item, first_seen or "")
         return texts
 
+    def story_members(self, keys: Sequence[str], since: datetime) -> dict[str, list[Member]]:
+        """Items of stories still open at `since` carrying these band keys, by key."""
+        found: dict[str, list[Member]] = {}
+        for chunk in _chunks(keys, 500):
+            sql = _MEMBERS.format(marks=",".join("?" * len(chunk)))
+            for key, story, *fields, first_seen, actors in self.conn.execute(
+                sql, [*chunk, iso(since)]
+            ):
+                item = Item(*(f or "" for f in fields))
+                names = {
+                    a for part in (actors or "").split("\x1f") if part for a in json.loads(part)
+                }
+                member = Member(story, Text.of(item, first_seen or ""), frozenset(names))
+                found.setdefault(key, []).append(member)
+        return found
+
     def save_cycles(
         self,
         saves: Sequence[tuple[CycleOutcome, datetime]],
@@ -88,8 +122,19 @@ class ItemTable(SourceTable):
         flag_before = iso(now - timedelta(seconds=flag_after)) if flag_after else None
         new_items = [(o.source, i) for o, _ in saves for i in o.new_items]
         seen = [(o.source, stored, i) for o, _ in saves for stored, i in o.also_seen]
+        story_of = {item: story for o, _ in saves for item, story in o.stories}
         with self.transaction():
-            self._insert("items", [{**vars(i), "first_seen": stamp} for _, i in new_items])
+            self._insert(
+                "items",
+                [
+                    {**vars(i), "first_seen": stamp, "story": story_of.get(i.id, i.id)}
+                    for _, i in new_items
+                ],
+            )
+            self.conn.executemany(
+                _STORY_UPSERT,
+                [(story_of.get(i.id, i.id), i.title, i.id, stamp, stamp) for _, i in new_items],
+            )
             self._index_folded([i for _, i in new_items])
             self._insert(
                 "item_sources",
@@ -157,7 +202,10 @@ class ItemTable(SourceTable):
         langs = f"AND items.lang IN ({','.join('?' * len(codes))})" if codes else ""
         sql = _SEARCH.format(languages=langs)
         rows = self.conn.execute(sql, [parsed.match, *codes, limit])
-        return [SearchResult(*row[:5], snippet([row[6], row[7], row[5]], parsed)) for row in rows]
+        return [
+            SearchResult(*row[:5], snippet([row[6], row[7], row[5]], parsed), row[8], row[9])
+            for row in rows
+        ]
 
     def _index_folded(self, items: Sequence[Item]) -> None:
         """Folded title, summary and content of newly inserted items into `items_search`

@@ -190,6 +190,24 @@ def _add_item_keys(db: Database) -> None:
         db.conn.executemany("INSERT OR IGNORE INTO item_keys (key, item_id) VALUES (?, ?)", keys)
 
 
+def _add_stories(db: Database) -> None:
+    """Stories (stories.py): each item belongs to one; items stored before become one-item
+    stories under their own id."""
+    db["stories"].create(
+        {"id": str, "title": str, "first_item": str, "first_seen": str, "last_seen": str,
+         "items": int},
+        pk="id",
+    )  # fmt: skip
+    db["stories"].create_index(["last_seen"])
+    db["items"].add_column("story", str)
+    db.execute("UPDATE items SET story = id")
+    db["items"].create_index(["story"])
+    db.execute(
+        "INSERT INTO stories (id, title, first_item, first_seen, last_seen, items) "
+        "SELECT id, title, id, first_seen, first_seen, 1 FROM items"
+    )
+
+
 MIGRATIONS: list[Callable[[Database], None]] = [
     _v1,
     _add_service_state,
@@ -197,6 +215,7 @@ MIGRATIONS: list[Callable[[Database], None]] = [
     _add_folded_search,
     _add_item_language,
     _add_item_keys,
+    _add_stories,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -552,18 +552,12 @@ def source_block(found: Discovery, name: str = "") -> str:
         return ""
     s = found.page.selectors
     if s.auto:
-        return "\n".join([
-            "[[sources]]",
-            f"name = {toml_string(label)}",
-            f"url = {toml_string(found.url)}",
-            'kind = "page"',
-            'interval = "2h"',
-            "tags = []",
-            'selectors = "auto"',
-        ])  # fmt: skip
-    pairs = [("item", s.item), ("link", s.link), ("title", s.title), ("date", s.date),
-             ("summary", s.summary)]  # fmt: skip
-    inline = ", ".join(f"{k} = {toml_string(v)}" for k, v in pairs if v)
+        selectors = '"auto"'
+    else:
+        pairs = [("item", s.item), ("link", s.link), ("title", s.title), ("date", s.date),
+                 ("summary", s.summary)]  # fmt: skip
+        inline = ", ".join(f"{k} = {toml_string(v)}" for k, v in pairs if v)
+        selectors = f"{{ {inline} }}"
     return "\n".join([
         "[[sources]]",
         f"name = {toml_string(label)}",
@@ -571,5 +565,5 @@ def source_block(found: Discovery, name: str = "") -> str:
         'kind = "page"',
         'interval = "2h"',
         "tags = []",
-        f"selectors = {{ {inline} }}",
+        f"selectors = {selectors}",
     ])  # fmt: skip

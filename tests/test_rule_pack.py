@@ -77,15 +77,19 @@ def evaluate(engine: Engine, path: Path) -> Score:
         records = [json.loads(line) for line in handle if line.strip()]
     assert records, f"{path} holds no items"
     for number, record in enumerate(records):
-        hits = pack_hits(engine, item_from_json(record, number))
-        relevant = bool(record["relevant"])
-        if hits and relevant:
-            score.tp += 1
-        elif hits:
-            score.wrong.append((record["id"], record["title"], [h.rule for h in hits]))
-        elif relevant:
-            score.missed.append((record["id"], record["title"]))
+        tally(score, record, pack_hits(engine, item_from_json(record, number)))
     return score
+
+
+def tally(score: Score, record: dict, hits: list) -> None:
+    """Count one labelled record: a true positive, a wrong hit or a miss."""
+    relevant = bool(record["relevant"])
+    if hits and relevant:
+        score.tp += 1
+    elif hits:
+        score.wrong.append((record["id"], record["title"], [h.rule for h in hits]))
+    elif relevant:
+        score.missed.append((record["id"], record["title"]))
 
 
 @pytest.mark.parametrize(
@@ -112,14 +116,8 @@ def evaluate_by_language(engine: Engine, path: Path) -> dict[str, Score]:
     records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     for number, record in enumerate(records):
         hits = pack_hits(engine, item_from_json(record, number))
-        relevant = bool(record["relevant"])
         for score in (scores["all"], scores.setdefault(record["lang"], Score(record["lang"]))):
-            if hits and relevant:
-                score.tp += 1
-            elif hits:
-                score.wrong.append((record["id"], record["title"], [h.rule for h in hits]))
-            elif relevant:
-                score.missed.append((record["id"], record["title"]))
+            tally(score, record, hits)
     return scores
 
 

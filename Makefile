@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: install run once demo digest test lint bench bench-cycle constraints clean
+.PHONY: install browser run once demo digest test lint bench bench-cycle constraints clean
 
 install: $(VENV)/.installed
 
@@ -27,7 +27,13 @@ demo: install
 digest: install
 	$(BIN)/monitor digest
 
-test: install
+# The browser tests drive Debian's headless Chromium; install it when it is missing.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
+	    $(if $(filter 0,$(shell id -u)),,sudo) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
+test: install browser
 	$(BIN)/python -m pytest
 
 lint: install

@@ -1,0 +1,131 @@
+"""Rule files: check, generate names, test one rule, match items from a file."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from monitor.cli.common import clean_errors, optional_settings, rules_folder
+from monitor.config import FetchSettings
+from monitor.errors import MonitorError
+from monitor.models import Item
+
+
+@click.group()
+def rules() -> None:
+    """Check rule files and try rules on text."""
+
+
+@rules.command("check")
+@click.argument("path", required=False, type=click.Path())
+@click.pass_context
+@clean_errors
+def rules_check(ctx: click.Context, path: str | None) -> None:
+    """Validate every rule file; report every problem as file:line: message."""
+    from monitor.rules import load_rules
+
+    target = rules_folder(ctx, path)
+    ruleset = load_rules(target)
+    click.echo(
+        f"{target}: {len(ruleset.rules)} rules, {len(ruleset.actors)} actors in "
+        f"{len(ruleset.files)} files: OK"
+    )
+
+
+@rules.command("names")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@clean_errors
+def rules_names(folder: str) -> None:
+    """Generate FOLDER/names.yaml (actor names in every language, with their inflected
+    forms) from FOLDER/names.toml, CLDR, GeoNames and simplemma's dictionaries."""
+    from monitor.namegen import write_names
+
+    out, count = write_names(Path(folder))
+    click.echo(f"{out}: {count} aliases written")
+
+
+@rules.command("test")
+@click.argument("rule_id")
+@click.option("--text", "-t", default=None, help="The text to try.")
+@click.option(
+    "--file",
+    "-f",
+    "file",
+    type=click.File("r", encoding="utf-8"),
+    default=None,
+    help="Read the text from this file ('-' for stdin).",
+)
+@click.option("--title", default="", help="A title to try alongside the text.")
+@click.option("--rules", "rules_path", type=click.Path(), default=None)
+@click.pass_context
+@clean_errors
+def rules_test(
+    ctx: click.Context,
+    rule_id: str,
+    text: str | None,
+    file: Any,
+    title: str,
+    rules_path: str | None,
+) -> None:
+    """Whether RULE_ID matches a text, and why (or why not)."""
+    from monitor.match import Engine, explain
+    from monitor.rules import load_rules
+
+    body = text if text is not None else (file.read() if file else None)
+    if body is None and not title:
+        raise click.UsageError("give --text, --file or --title")
+    ruleset = load_rules(rules_folder(ctx, rules_path))
+    try:
+        rule = ruleset.rule(rule_id)
+    except KeyError:
+        close = [r.id for r in ruleset.rules if rule_id.split("/")[-1] in r.id][:5]
+        raise MonitorError(
+            f"no rule {rule_id!r}" + (f"; did you mean {', '.join(close)}?" if close else "")
+        ) from None
+    item = Item("text", "text", "", "", title, body or "", "", "", "")
+    lines, matched = explain(Engine(ruleset), rule, item)
+    for line in lines:
+        click.echo(line)
+    sys.exit(0 if matched else 1)
+
+
+@click.command("match")
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+@click.option("--rules", "rules_path", type=click.Path(), default=None)
+@click.pass_context
+@clean_errors
+def match_cmd(ctx: click.Context, file: Any, rules_path: str | None) -> None:
+    """Match items from a JSON-lines FILE ('-' for stdin); print one JSON line of hits each."""
+    from monitor.match import Engine, item_from_json
+    from monitor.rules import load_rules
+
+    settings = optional_settings(ctx)
+    max_text = settings.fetch.max_text if settings else FetchSettings().max_text
+    engine = Engine(load_rules(rules_folder(ctx, rules_path)), max_chars=max_text)
+    for number, line in enumerate(file, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            raise MonitorError(f"{file.name}:{number}: not valid JSON: {exc}") from None
+        if not isinstance(record, dict):
+            raise MonitorError(f"{file.name}:{number}: expected a JSON object")
+        hits = engine.match(item_from_json(record, number))
+        out = {
+            "id": record.get("id", number),
+            "hits": [
+                {
+                    "rule": h.rule,
+                    "priority": h.priority,
+                    "actors": list(h.actors),
+                    "terms": list(h.terms),
+                }
+                for h in hits
+            ],
+        }
+        click.echo(json.dumps(out, ensure_ascii=False))

@@ -20,14 +20,15 @@ published days apart (the same wording a week later is another incident)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
-from datasketch import MinHash
 from rapidfuzz import fuzz
 
 from monitor.clock import from_iso
@@ -43,7 +44,6 @@ BODY_WORDS = 80  # the start of the body is what syndicated copies keep
 # LSH: BANDS bands of ROWS hash values each; a pair at Jaccard 0.7 of title words shares a
 # band with probability 0.98, at 0.3 with 0.24 (the rest are confirmed or dropped on text).
 BANDS, ROWS = 10, 3
-_PERMUTATIONS = MinHash(num_perm=BANDS * ROWS, seed=12)
 _WORD = re.compile(r"\w+")
 
 
@@ -210,10 +210,21 @@ def _near_match(
     return None
 
 
-def _bands(prefix: str, tokens: Iterable[str]) -> list[str]:
-    sketch = MinHash(
-        num_perm=BANDS * ROWS, permutations=_PERMUTATIONS.permutations, scheme=_PERMUTATIONS.scheme
+@functools.cache
+def _minhash() -> Callable[[], Any]:
+    """A factory of empty sketches sharing one set of permutations. datasketch is imported
+    here, on first use: its package pulls in scipy, a second of start-up that commands which
+    never compare texts (status, digest, search) should not pay."""
+    from datasketch import MinHash
+
+    seeded = MinHash(num_perm=BANDS * ROWS, seed=12)
+    return functools.partial(
+        MinHash, num_perm=BANDS * ROWS, permutations=seeded.permutations, scheme=seeded.scheme
     )
+
+
+def _bands(prefix: str, tokens: Iterable[str]) -> list[str]:
+    sketch = _minhash()()
     sketch.update_batch([t.encode() for t in tokens])
     values = sketch.hashvalues
     return [

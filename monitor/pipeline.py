@@ -9,6 +9,7 @@ source backs off exponentially (capped), and a server's Retry-After is honoured.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -34,7 +35,7 @@ from monitor.models import CycleOutcome, FetchResult, FetchState, Hit, Item, Sou
 from monitor.normalise import normalise_all
 from monitor.parse import parse, read_items, warm_up
 from monitor.store import Store
-from monitor.stories import OPEN_WINDOW, Assigner
+from monitor.stories import OPEN_WINDOW, Arrival, Assigner, entity_keys
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +138,8 @@ def poll(
     in worker processes (one is started for this cycle if needed and none is given); when
     `stop` is set mid-cycle, the cycle is abandoned and nothing of it is stored."""
     sources = list(settings.sources if sources is None else sources)
-    sync_config(settings, store, now or utcnow())
+    started = now or utcnow()
+    sync_config(settings, store, started)
     states = store.fetch_states()
     requests = [source_request(s, states.get(s.name, FetchState())) for s in sources]
     own_pool = None
@@ -152,8 +154,9 @@ def poll(
         t1 = time.monotonic()
         _check_stop(stop)
         outcomes = _outcomes(
-            sources, fetched, states, store, engine, pool, settings.fetch, memory, stop
-        )
+            sources, fetched, states, store, engine, pool, settings.fetch, memory, stop,
+            now=started,
+        )  # fmt: skip
         _check_stop(stop)
     except CycleAbandoned:
         log.warning("cycle abandoned for shutdown: %d sources left for next time", len(sources))
@@ -236,6 +239,8 @@ def _outcomes(
     limits: FetchSettings | None = None,
     memory: Politeness | None = None,
     stop: threading.Event | None = None,
+    *,
+    now: datetime,
 ) -> list[CycleOutcome]:
     """What to store for each source, in the order given (an item two sources share is new
     for the first and `also_seen` for the second, as if they had been stored one by one)."""
@@ -259,7 +264,7 @@ def _outcomes(
     for (result, source, _), read in zip(to_read, reads, strict=True):
         if isinstance(read, str):
             outcomes[source.name] = CycleOutcome(source.name, result.status, error=read)
-    _dedupe_and_match(to_read, reads, store, engine, outcomes, limits, memory, stop)
+    _dedupe_and_match(to_read, reads, store, engine, outcomes, limits, memory, stop, now=now)
     return [outcomes[s.name] for s in sources]
 
 
@@ -282,10 +287,13 @@ def _dedupe_and_match(
     limits: FetchSettings | None = None,
     memory: Politeness | None = None,
     stop: threading.Event | None = None,
+    *,
+    now: datetime,
 ) -> None:
     """Split every parsed document's items into new ones (matched) and ones already stored,
-    with one batch of lookups for the whole cycle. With `limits`, a `fulltext` source's new
-    items get their article text before they are matched."""
+    with one batch of lookups for the whole cycle, then place the new ones in stories. With
+    `limits`, a `fulltext` source's new items get their article text before they are
+    matched."""
     documents = [
         (result, source, state, read[0], _unique_with(read[1]))
         for (result, source, state), read in zip(to_read, reads, strict=True)
@@ -296,10 +304,7 @@ def _dedupe_and_match(
     live = [(item, identity) for item, identity in every if item.id not in pruned]
     known = store.find_known([i for i, _ in live], [identity for _, identity in live])
     cycle = Index()
-    fresh = [identity for item, identity in live if item.id not in known]
-    assigner = Assigner.for_cycle(
-        fresh, lambda keys: store.story_members(keys, utcnow() - OPEN_WINDOW)
-    )
+    arrivals: list[tuple[str, Arrival]] = []  # (source, new item) in the order met
     for result, source, state, parsed, pairs in documents:
         _check_stop(stop)
         new_items, also_seen, keys = [], [], []
@@ -322,6 +327,9 @@ def _dedupe_and_match(
         max_text = limits.max_text if limits is not None else MAX_CHARS
         new_items = [clip_item(item, max_text) for item in new_items]  # what is stored
         hits = _match_all(engine, new_items, max_text, stop)
+        found = _arrivals(new_items, identities, hits)
+        arrivals += [(source.name, arrival) for arrival in found]
+        keys += [(k, a.identity.text.id) for a in found for k in sorted(a.entities)]
         outcomes[source.name] = CycleOutcome(
             source=source.name,
             status=result.status,
@@ -331,24 +339,42 @@ def _dedupe_and_match(
             also_seen=also_seen,
             state=state,
             keys=keys,
-            stories=_stories(assigner, new_items, identities, hits),
         )
+    _place_in_stories(arrivals, store, outcomes, now)
 
 
-def _stories(
-    assigner: Assigner,
-    items: Sequence[Item],
-    identities: dict[str, Identity],
-    hits: Sequence[tuple[str, Hit]],
-) -> list[tuple[str, str]]:
-    """Each new item's story; the actors the rules found are evidence of the same event."""
+def _arrivals(
+    items: Sequence[Item], identities: dict[str, Identity], hits: Sequence[tuple[str, Hit]]
+) -> list[Arrival]:
+    """New items as story assignment sees them; the actors the rules found are evidence
+    of the same event."""
     actors: dict[str, set[str]] = {}
     for item_id, hit in hits:
         actors.setdefault(item_id, set()).update(hit.actors)
-    return [
-        (item.id, assigner.assign(identities[item.id], frozenset(actors.get(item.id, ()))))
-        for item in items
-    ]
+    found = []
+    for item in items:
+        named = frozenset(actors.get(item.id, ()))
+        found.append(Arrival(identities[item.id], named, entity_keys(item, named)))
+    return found
+
+
+def _place_in_stories(
+    arrivals: list[tuple[str, Arrival]],
+    store: Store,
+    outcomes: dict[str, CycleOutcome],
+    now: datetime,
+) -> None:
+    """Each new item's story, in the order the cycle met them, with one lookup for all."""
+    if not arrivals:
+        return
+    lookup = store.story_lookup(now - OPEN_WINDOW)
+    assigner = Assigner.for_cycle([a for _, a in arrivals], lookup, now)
+    stories: dict[str, list[tuple[str, str]]] = {}
+    for source, arrival in arrivals:
+        story = assigner.assign(arrival)
+        stories.setdefault(source, []).append((arrival.identity.text.id, story))
+    for source, placed in stories.items():
+        outcomes[source] = dataclasses.replace(outcomes[source], stories=placed)
 
 
 class CycleAbandoned(Exception):

@@ -1,39 +1,160 @@
 """New items into stories: each joins the open story of a related item or opens its own.
 
-Related means reported close in time (within `LINK_WINDOW` of an item of the story, so a
-story is linked over days) and either a near-duplicate (dedupe.py) or about the same event:
-titles sharing most of their words with the same numbers, or the same actors found by the
-rules and a fair share of title words. Two incidents in one town a week apart share the
-town's name, not an item within the window, and stay two stories. A story is open while its
-last item is younger than `OPEN_WINDOW`. Candidates come from the items' LSH band keys, so
-assignment costs a lookup per item, not a comparison with every open story."""
+Two kinds of evidence link an item to an item already in a story, reported close in time
+(within `LINK_WINDOW`, so a story is linked over days):
+- **wording**: a near-duplicate (dedupe.py), or titles sharing most of their words with the
+  same numbers, or the same actors found by the rules and a fair share of title words;
+- **what it names**, which carries across languages and scripts: the actors the rules found,
+  the proper names of title and teaser (folded, transliterated and cut to their first
+  letters, so `Zvečanu`, `Звечан` and `Zveçan` are one name) and the numbers. Each is weighed
+  by how rare it is among stored items (inverse document frequency), so `Kosovo` counts for
+  little and `Zvečan` or `Lavrov` for much; two items are about the same event when the
+  weight of what they share is most of what the smaller one names (`EVENT_SIMILARITY`) and
+  they share at least `MIN_SHARED` names and were reported within `NAME_WINDOW` (36 hours:
+  the same people and places a few days later are most often another event).
+Two incidents in one town a week apart share the town's name, not an item within the window,
+and stay two stories. A story is open while its last item is younger than `OPEN_WINDOW`.
+
+Candidates come from keys, looked up once per cycle: the items' LSH band keys, and for what
+they name only each item's `ENTITY_LOOKUPS` rarest names (a common name finds too many
+items to be worth comparing), each giving at most `MEMBERS_PER_KEY` recent items."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import math
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Protocol
 
 from rapidfuzz import fuzz
 
 from monitor.dedupe import Identity, Text, near_duplicate
+from monitor.models import Item
+from monitor.normalise import fold
 
 OPEN_WINDOW = timedelta(days=7)
 LINK_WINDOW = timedelta(days=3)
 TITLE_SHARE = 70.0  # rapidfuzz token_set_ratio of the folded titles
 ACTOR_TITLE_SHARE = 50.0  # the same when the rules found a shared actor
+EVENT_SIMILARITY = 0.3  # weight shared / weight of the smaller side's names
+NAME_WINDOW = timedelta(hours=36)  # names link reports of one news cycle, not of a week
+MIN_SHARED = 2
+NAME_LETTERS = 4  # a name is compared on its first letters: case endings differ after them
+ENTITY_LOOKUPS = 6
+MEMBERS_PER_KEY = 50
+PRIOR_ITEMS = 200
+TEASER_CHARS = 400  # of the summary: where a report names its who and where
+
+_TOKEN = re.compile(r"[^\W\d_][\w'’]*")
+# Model designations are names too: CH-92A, FK-3, Y-20, S-400.
+_DESIGNATION = re.compile(r"\b[^\W\d_a-zа-я]{1,4}-?\d{1,4}[^\W\d_a-zа-я]?\b")
+_NUMBER = re.compile(r"\b\d[\d.,]*\d\b|\b\d\b")
+# Capitalised for grammar, not because they name anything: words that open a sentence, and
+# the days and months of the languages that capitalise them. Compared on first letters.
+_GRAMMAR_WORDS = """
+    the and but for with from after before over under into amid what when where why how who
+    this that these those there here new two three four five six seven eight nine ten one
+    first last more most some many all any not only also just still even its their his her
+    monday tuesday wednesday thursday friday saturday sunday january february march april
+    june july august september october november december montag dienstag mittwoch
+    donnerstag freitag samstag sonntag januar februar märz
+    der die das ein eine und mit von nach bei aus zum zur auf les des une pour dans sur avec
+    par après ils elle los las gli dei del nel per con dopo una uno sul
+    kako šta zašto posle pred između koji koja koje nakon zbog tokom iako
+    pas nga dhe por një kur
+"""
+_NOT_NAMES = frozenset(fold(word)[:NAME_LETTERS] for word in _GRAMMAR_WORDS.split())
+
+
+def entity_keys(item: Item, actors: Iterable[str] = ()) -> frozenset[str]:
+    """What an item names, as keys: `e:@actor`, `e:name` (first letters, folded) and
+    `e:#number`."""
+    keys = {f"e:@{actor}" for actor in actors}
+    teaser = (item.summary or item.content)[:TEASER_CHARS]
+    keys.update(f"e:{name}" for name in _names(item.title, teaser))
+    for text, title in ((item.title, True), (teaser, False)):
+        keys.update(f"e:#{n}" for n in _NUMBER.findall(text) if len(n) > 1 or title)
+        keys.update(f"e:{fold(d).replace(' ', '')}" for d in _DESIGNATION.findall(text))
+    return frozenset(keys)
+
+
+def _names(title: str, teaser: str) -> set[str]:
+    """Words in capitals (`KFOR`), and capitalised words inside a sentence. A capitalised
+    word opening a sentence counts when it ends in a colon (`Vučić:`) or is capitalised
+    inside a sentence elsewhere in the item. In a title in Title Case every word is
+    capitalised, so only its capitals count there."""
+    inside: set[str] = set()
+    opening: set[str] = set()
+    for text, title_case in ((title, _title_case(title)), (teaser, False)):
+        for match in _TOKEN.finditer(text):
+            token = match.group()
+            if len(token) < 3 or not token[:1].isupper():
+                continue
+            name = fold(token).replace("'", "").replace("’", "")[:NAME_LETTERS]
+            if token.isupper():
+                inside.add(name)
+            elif name in _NOT_NAMES or title_case:
+                continue
+            elif (
+                _opens_sentence(text, match.start()) and text[match.end() : match.end() + 1] != ":"
+            ):
+                opening.add(name)
+            else:
+                inside.add(name)
+    if not teaser:  # a bare headline has too little to be choosy: its opening word counts
+        return inside | opening
+    return inside | {name for name in opening if name in inside}
+
+
+def _title_case(title: str) -> bool:
+    words = _TOKEN.findall(title)
+    return sum(1 for w in words if w[:1].isupper()) > 0.6 * max(len(words), 1)
+
+
+def _opens_sentence(text: str, start: int) -> bool:
+    before = text[:start].rstrip(" \"'«»„“”‘’(")
+    return not before or before[-1] in ".:!?;"
 
 
 @dataclass(frozen=True)
 class Member:
-    """An item already in a story: its story, its text and the actors the rules found in it."""
+    """An item already in a story: its story, its text, the actors the rules found in it
+    and what it names (`entity_keys`)."""
 
     story: str
     text: Text
     actors: frozenset[str]
+    entities: frozenset[str] = frozenset()
+
+
+class StoryLookup(Protocol):
+    """What assignment asks of the stored items (the store, or memory for `monitor cluster`)."""
+
+    def members(self, keys: Sequence[str]) -> dict[str, list[Member]]:
+        """Items of open stories carrying these keys, at most MEMBERS_PER_KEY a key, newest
+        first."""
+        ...
+
+    def entity_counts(self, keys: Sequence[str]) -> dict[str, int]:
+        """How many stored items carry each of these entity keys."""
+        ...
+
+    def item_count(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """A new item as assignment sees it."""
+
+    identity: Identity
+    actors: frozenset[str]
+    entities: frozenset[str]
 
 
 def related(a: Text, a_actors: frozenset[str], b: Member) -> bool:
+    """The wording test (module docstring)."""
     if a.when and b.text.when and abs(a.when - b.text.when) > LINK_WINDOW:
         return False
     if near_duplicate(a, b.text):
@@ -48,34 +169,93 @@ def related(a: Text, a_actors: frozenset[str], b: Member) -> bool:
     return bool(a_actors & b.actors) and share >= ACTOR_TITLE_SHARE
 
 
-class Assigner:
-    """Stories for one cycle's new items. `stored` gives, for some band keys, the members of
-    open stories carrying them (one batched lookup for the cycle)."""
+@dataclass
+class _Weights:
+    """Inverse document frequency of entity keys over the stored items and the cycle's."""
 
-    def __init__(self, stored: dict[str, list[Member]]) -> None:
-        self._by_key = {k: list(v) for k, v in stored.items()}
+    counts: dict[str, int]
+    total: int
+
+    def of(self, key: str) -> float:
+        # PRIOR_ITEMS items that named nothing stand in for a young database's missing
+        # history: with few items stored, a name seen once is not yet a common name
+        return math.log((self.total + PRIOR_ITEMS) / (self.counts.get(key, 0) + 1))
+
+    def add(self, keys: Iterable[str]) -> None:
+        self.total += 1
+        for key in keys:
+            self.counts[key] = self.counts.get(key, 0) + 1
+
+
+@dataclass
+class Assigner:
+    """Stories for one cycle's new items, fed by one batched lookup for the cycle."""
+
+    by_key: dict[str, list[Member]]
+    weights: _Weights
+    now: datetime | None = None  # when an undated new item is taken to be from
 
     @classmethod
     def for_cycle(
-        cls,
-        identities: Sequence[Identity],
-        lookup: Callable[[list[str]], dict[str, list[Member]]],
+        cls, arrivals: Sequence[Arrival], lookup: StoryLookup, now: datetime | None = None
     ) -> Assigner:
-        keys = sorted({k for i in identities for k in i.near})
-        return cls(lookup(keys) if keys else {})
+        entity = sorted({k for a in arrivals for k in a.entities})
+        counts = lookup.entity_counts(entity) if entity else {}
+        weights = _Weights(dict(counts), lookup.item_count())
+        keys = {k for a in arrivals for k in a.identity.near}
+        for arrival in arrivals:
+            stored = [k for k in arrival.entities if counts.get(k)]
+            keys.update(sorted(stored, key=lambda k: (counts[k], k))[:ENTITY_LOOKUPS])
+        found = lookup.members(sorted(keys)) if keys else {}
+        return cls({k: list(v) for k, v in found.items()}, weights, now)
 
-    def assign(self, identity: Identity, actors: frozenset[str]) -> str:
+    def assign(self, arrival: Arrival) -> str:
         """The story of this new item (its own id for a new story); remembered for the
         cycle's later items."""
-        story = self._find(identity, actors) or identity.text.id
-        member = Member(story, identity.text, actors)
-        for key in identity.near:
-            self._by_key.setdefault(key, []).append(member)
+        identity = arrival.identity
+        story = self._by_wording(arrival) or self._by_names(arrival) or identity.text.id
+        member = Member(story, identity.text, arrival.actors, arrival.entities)
+        for key in (*identity.near, *arrival.entities):
+            self.by_key.setdefault(key, []).append(member)
+        self.weights.add(arrival.entities)
         return story
 
-    def _find(self, identity: Identity, actors: frozenset[str]) -> str | None:
-        for key in identity.near:
-            for member in self._by_key.get(key, ()):
-                if related(identity.text, actors, member):
+    def _by_wording(self, arrival: Arrival) -> str | None:
+        for key in arrival.identity.near:
+            for member in self.by_key.get(key, ()):
+                if related(arrival.identity.text, arrival.actors, member):
                     return member.story
         return None
+
+    def _by_names(self, arrival: Arrival) -> str | None:
+        best, best_score = None, EVENT_SIMILARITY
+        tried: set[str] = set()
+        for key in arrival.entities:
+            for member in self.by_key.get(key, ()):
+                if member.text.id in tried:
+                    continue
+                tried.add(member.text.id)
+                score = self._similarity(arrival, member)
+                if score >= best_score:
+                    best, best_score = member.story, score
+        return best
+
+    def _similarity(self, arrival: Arrival, member: Member) -> float:
+        when = arrival.identity.text.when or self.now
+        if when and member.text.when and abs(when - member.text.when) > NAME_WINDOW:
+            return 0.0
+        shared = arrival.entities & member.entities
+        if len(shared) < MIN_SHARED or _numbers_differ(arrival.entities, member.entities):
+            return 0.0
+        smaller = min(self._weight(arrival.entities), self._weight(member.entities))
+        return sum(map(self.weights.of, shared)) / smaller if smaller else 0.0
+
+    def _weight(self, keys: frozenset[str]) -> float:
+        return sum(map(self.weights.of, keys))
+
+
+def _numbers_differ(a: frozenset[str], b: frozenset[str]) -> bool:
+    """Both name numbers and none in common: counts, dates and rounds are facts."""
+    na = {k for k in a if k.startswith("e:#")}
+    nb = {k for k in b if k.startswith("e:#")}
+    return bool(na and nb and not na & nb)

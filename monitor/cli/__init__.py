@@ -54,5 +54,6 @@ for command in (
     sources.sources,
     rules.rules,
     rules.match_cmd,
+    rules.cluster_cmd,
 ):
     main.add_command(command)

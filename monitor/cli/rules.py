@@ -1,4 +1,5 @@
-"""Rule files: check, generate names, test one rule, match items from a file."""
+"""Rule files (check, generate names, test one rule) and offline runs over JSON lines:
+matching and clustering items from a file as the daemon would."""
 
 from __future__ import annotations
 
@@ -129,3 +130,40 @@ def match_cmd(ctx: click.Context, file: Any, rules_path: str | None) -> None:
             ],
         }
         click.echo(json.dumps(out, ensure_ascii=False))
+
+
+@click.command("cluster")
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+@click.option("--rules", "rules_path", type=click.Path(), default=None)
+@click.option(
+    "--truth",
+    default="",
+    metavar="FIELD",
+    help="Score the stories against each record's FIELD (true labels); scores on stderr.",
+)
+@click.pass_context
+@clean_errors
+def cluster_cmd(ctx: click.Context, file: Any, rules_path: str | None, truth: str) -> None:
+    """Group items from a JSON-lines FILE ('-' for stdin) into stories with the daemon's
+    algorithm and windows; print one JSON line per item: its story and whether it is the
+    story's first report."""
+    from monitor.cluster import cluster, read_jsonl, score
+    from monitor.match import Engine
+    from monitor.rules import load_rules
+
+    settings = optional_settings(ctx)
+    max_text = settings.fetch.max_text if settings else FetchSettings().max_text
+    engine = Engine(load_rules(rules_folder(ctx, rules_path)), max_chars=max_text)
+    labels: dict[str, str] = {}
+    placements = cluster(list(read_jsonl(file, file.name, labels, truth)), engine)
+    for placement in placements:
+        out = {"id": placement.id, "story": placement.story, "first": placement.first}
+        click.echo(json.dumps(out, ensure_ascii=False))
+    if truth:
+        got = score({p.id: p.story for p in placements}, labels)
+        click.echo(
+            f"{len(labels)} labelled items: pairwise P {got.pair_precision:.3f} "
+            f"R {got.pair_recall:.3f} F1 {got.pair_f1:.3f} · B-cubed P "
+            f"{got.bcubed_precision:.3f} R {got.bcubed_recall:.3f} F1 {got.bcubed_f1:.3f}",
+            err=True,
+        )

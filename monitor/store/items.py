@@ -14,8 +14,8 @@ from monitor.lang import expand
 from monitor.models import CycleOutcome, Evidence, Hit, Item, SearchResult, StoredHit
 from monitor.normalise import fold
 from monitor.searchtext import parse_search, snippet
+from monitor.store.assignment import AssignmentTable
 from monitor.store.sources import SourceTable
-from monitor.stories import Member
 
 _UNDELIVERED = """
     SELECT hits.id, hits.rule, hits.priority, hits.actors, hits.evidence, hits.created_at,
@@ -37,16 +37,6 @@ _SEARCH = """
     LEFT JOIN stories ON stories.id = items.story
     WHERE items_search MATCH ? {languages} ORDER BY rank LIMIT ?
 """
-# Items of open stories carrying some band keys, with the actors their hits found.
-_MEMBERS = """
-    SELECT item_keys.key, items.story, items.id, items.source, items.url, items.guid,
-           items.title, items.summary, items.content, items.published, items.fingerprint,
-           items.first_seen, (SELECT group_concat(actors, '\x1f') FROM hits
-                              WHERE hits.item_id = items.id)
-    FROM item_keys JOIN items ON items.id = item_keys.item_id
-    JOIN stories ON stories.id = items.story
-    WHERE item_keys.key IN ({marks}) AND stories.last_seen >= ?
-"""
 _STORY_UPSERT = """
     INSERT INTO stories (id, title, first_item, first_seen, last_seen, items)
     VALUES (?, ?, ?, ?, ?, 1)
@@ -60,7 +50,7 @@ _DOOMED = """
 """
 
 
-class ItemTable(SourceTable):
+class ItemTable(AssignmentTable, SourceTable):
     def find_known(
         self, items: Sequence[Item], identities: Sequence[Identity] | None = None
     ) -> dict[str, str]:
@@ -92,22 +82,6 @@ class ItemTable(SourceTable):
                 item = Item(*(f or "" for f in fields))
                 texts[item.id] = Text.of(item, first_seen or "")
         return texts
-
-    def story_members(self, keys: Sequence[str], since: datetime) -> dict[str, list[Member]]:
-        """Items of stories still open at `since` carrying these band keys, by key."""
-        found: dict[str, list[Member]] = {}
-        for chunk in _chunks(keys, 500):
-            sql = _MEMBERS.format(marks=",".join("?" * len(chunk)))
-            for key, story, *fields, first_seen, actors in self.conn.execute(
-                sql, [*chunk, iso(since)]
-            ):
-                item = Item(*(f or "" for f in fields))
-                names = {
-                    a for part in (actors or "").split("\x1f") if part for a in json.loads(part)
-                }
-                member = Member(story, Text.of(item, first_seen or ""), frozenset(names))
-                found.setdefault(key, []).append(member)
-        return found
 
     def save_cycles(
         self,
@@ -150,6 +124,7 @@ class ItemTable(SourceTable):
                 "item_keys",
                 [{"key": k, "item_id": item_id} for o, _ in saves for k, item_id in o.keys],
             )
+            self._count_entities(k for o, _ in saves for k, _ in o.keys)
             for outcome, next_check in saves:
                 self._record_status(outcome, stamp, iso(next_check), flag_before)
 

@@ -3,7 +3,9 @@ kept in `PRAGMA user_version`, so an existing database is migrated on open and n
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections import Counter
 from collections.abc import Callable
 
 from sqlite_utils import Database
@@ -12,6 +14,7 @@ from monitor.dedupe import Identity
 from monitor.lang import detect
 from monitor.models import Item
 from monitor.normalise import fold
+from monitor.stories import entity_keys
 
 
 def _v1(db: Database) -> None:
@@ -208,6 +211,29 @@ def _add_stories(db: Database) -> None:
     )
 
 
+def _add_entity_counts(db: Database) -> None:
+    """What items name (stories.entity_keys: actors, proper names, numbers) as keys in
+    `item_keys`, and how many items carry each in `entity_counts`. Items stored before get
+    theirs from their stored fields and the actors of their hits."""
+    db["entity_counts"].create({"key": str, "items": int}, pk="key")
+    columns = "id, source, url, guid, title, summary, content, published, fingerprint"
+    actors_sql = "(SELECT group_concat(actors, '\x1f') FROM hits WHERE hits.item_id = items.id)"
+    rows = db.execute(f"SELECT {columns}, {actors_sql} FROM items ORDER BY rowid")
+    counts: Counter[str] = Counter()
+    while batch := rows.fetchmany(1000):
+        keys = []
+        for *fields, actors in batch:
+            item = Item(*(f or "" for f in fields))
+            names = {a for part in (actors or "").split("\x1f") if part for a in json.loads(part)}
+            found = entity_keys(item, names)
+            counts.update(found)
+            keys += [(key, item.id) for key in found]
+        db.conn.executemany("INSERT OR IGNORE INTO item_keys (key, item_id) VALUES (?, ?)", keys)
+    db.conn.executemany(
+        "INSERT INTO entity_counts (key, items) VALUES (?, ?)", sorted(counts.items())
+    )
+
+
 MIGRATIONS: list[Callable[[Database], None]] = [
     _v1,
     _add_service_state,
@@ -216,6 +242,7 @@ MIGRATIONS: list[Callable[[Database], None]] = [
     _add_item_language,
     _add_item_keys,
     _add_stories,
+    _add_entity_counts,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

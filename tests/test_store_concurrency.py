@@ -64,14 +64,17 @@ def monitor(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @contextmanager
-def write_lock(db: Path, seconds: float) -> Iterator[subprocess.Popen]:
-    """Another process holding the write lock on `db` for `seconds`."""
+def write_lock(db: Path, seconds: float, until_exit: bool = False) -> Iterator[subprocess.Popen]:
+    """Another process holding the write lock on `db` for `seconds`; with `until_exit`, for
+    as long as the `with` block lasts, however slow the machine (the lock goes with it)."""
     holder = subprocess.Popen([sys.executable, "-c", HOLD, str(db), str(seconds)],
                               stdout=subprocess.PIPE, text=True)  # fmt: skip
     assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
     try:
         yield holder
     finally:
+        if until_exit:
+            holder.kill()
         holder.wait(timeout=seconds + 30)
 
 
@@ -108,7 +111,7 @@ def test_a_short_busy_timeout_gives_one_line_and_exit_1(tmp_path, feed_server):
     assert monitor(config, "once").returncode == 0
     feed_server.routes["/f0.xml"] = Response(200, kosovo_feed("f0", 5))  # something to write
     db = tmp_path / "monitor.db"
-    with write_lock(db, 6):
+    with write_lock(db, 600, until_exit=True):
         writers = {"once": monitor(config, "once"), "digest": monitor(config, "digest")}
         readers = {c: monitor(config, c) for c in ("status", "sources")}
     expected = f"error: {db}: database is locked (another process has been writing for 1 s); "
@@ -178,10 +181,14 @@ def test_a_daemon_tick_survives_a_long_write_lock(tmp_path, feed_server):
     monitor(config, "sources")  # the sources exist before the lock is taken
     log = open(tmp_path / "daemon.log", "w", encoding="utf-8")  # noqa: SIM115
     env = {**os.environ, "MONITOR_CONFIG": str(config)}
-    with write_lock(db, 10):
+    with write_lock(db, 600, until_exit=True):
         daemon = subprocess.Popen([sys.executable, "-m", "monitor", "run", "--tick", "1"],
                                   stdout=log, stderr=log, env=env)  # fmt: skip
-        time.sleep(4)  # several ticks hit the lock meanwhile
+        deadline = time.monotonic() + 60  # held until ticks have met the lock, however slow
+        while time.monotonic() < deadline and (
+            (tmp_path / "daemon.log").read_text().count("database is locked") < 2
+        ):
+            time.sleep(0.2)
         assert count(db, "SELECT count(*) FROM items") == 0
     deadline = time.monotonic() + 60
     while count(db, "SELECT count(*) FROM items") < 20 and time.monotonic() < deadline:

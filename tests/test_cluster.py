@@ -30,7 +30,7 @@ DATA = Path(__file__).parent / "data" / "stories"
 PACK = Path(__file__).parents[1] / "rules"
 # Floors a little under what the sets measure today (README, "Stories: measured"): a change
 # to identity or assignment that loses grouping quality fails here.
-FLOORS = {"tuning": (0.80, 0.85), "heldout": (0.70, 0.80)}  # pairwise F1, B-cubed F1
+FLOORS = {"tuning": (0.80, 0.80), "heldout": (0.70, 0.77)}  # pairwise F1, B-cubed F1
 
 
 def records(name: str) -> list[dict]:

@@ -78,10 +78,11 @@ class _Occ:
 class _OrPlan:
     """An OR's children split for evaluation: its terms by pattern id, so that only those
     the scan found are looked at (topic lists are ORs of hundreds of words in 23 languages,
-    of which an item holds a handful), and the other children, always evaluated."""
+    of which an item holds a handful), and the other children (actors, sub-expressions),
+    each with the patterns one of which it needs (`Engine.support`)."""
 
     by_pid: dict[int, list[Node]]
-    others: list[Node]
+    others: list[tuple[Node, frozenset[int] | None]]
 
 
 @dataclass
@@ -106,6 +107,7 @@ class Engine:
         self._actor_aliases: dict[str, list[int]] = {}
         self._actor_alias_sets: dict[str, frozenset[int]] = {}
         self._or_plans: dict[int, _OrPlan] = {}  # id(Or node) -> plan; nodes live as long
+        self._supports: dict[int, frozenset[int] | None] = {}  # id(node) -> Engine.support
         self._automaton = ahocorasick.Automaton()
         self._build()
 
@@ -199,11 +201,45 @@ class Engine:
                     else None
                 )
                 if pid is None:
-                    others.append(child)
+                    others.append((child, self.support(child)))
                 else:
                     by_pid.setdefault(pid, []).append(child)
             plan = self._or_plans[id(node)] = _OrPlan(by_pid, others)
         return plan
+
+    def support(self, node: Node) -> frozenset[int] | None:
+        """Patterns one of which must occur for `node` to hold (None: it can hold on what is
+        absent, as a NOT does). A sub-tree none of whose support the scan found is skipped
+        unevaluated: it cannot hold, so the result is the same."""
+        key = id(node)
+        if key not in self._supports:
+            self._supports[key] = self._support_of(node)
+        return self._supports[key]
+
+    def _support_of(self, node: Node) -> frozenset[int] | None:
+        match node:
+            case Term():
+                pid = self._ids.get((node.pattern, node.prefix))
+                return frozenset() if pid is None else frozenset([pid])
+            case ActorRef():
+                return self._actor_alias_sets.get(node.actor, frozenset())
+            case And() | Near():
+                parts = node.children if isinstance(node, And) else [node.left, node.right]
+                needed = [s for s in map(self.support, parts) if s is not None]
+                return min(needed, key=len) if needed else None
+            case Or():
+                children = [self.support(c) for c in node.children]
+                if any(s is None for s in children):
+                    return None
+                return frozenset().union(*children)  # type: ignore[arg-type]
+            case AtLeast():
+                children = [self.support(c) for c in node.children]
+                if sum(s is None for s in children) >= node.count:
+                    return None
+                return frozenset().union(*(s for s in children if s is not None))
+            case Not():
+                return None
+        raise TypeError(node)
 
     def evaluated(self, item: Item) -> int:
         """How many rules `match` would evaluate for this item (for benchmarks and tuning)."""
@@ -401,6 +437,8 @@ class _Context:
                 self.steps += len(occs)
                 return [o for o in occs if o.field in node.fields] or None
             case And():
+                if not self._possible(node.children):
+                    return None
                 evidence: list[_Occ] = []
                 for child in node.children:
                     got = self.evaluate(child)
@@ -423,7 +461,8 @@ class _Context:
         raise TypeError(node)
 
     def _or_children(self, node: Or) -> list[Node]:
-        """The children of an OR that can hold: its terms the scan found, and the rest.
+        """The children of an OR that can hold: its terms the scan found, and the others
+        whose support it found.
         A term whose pattern occurs nowhere in the item cannot hold, so it is skipped
         unlooked-at; the result is the same as evaluating every child."""
         plan = self.engine.or_plan(node)
@@ -432,7 +471,16 @@ class _Context:
             terms = [c for pid in found if pid in by_pid for c in by_pid[pid]]
         else:
             terms = [c for pid, children in by_pid.items() if pid in found for c in children]
-        return [*terms, *plan.others]
+        keys = found.keys()
+        others = [c for c, need in plan.others if need is None or not keys.isdisjoint(need)]
+        return [*terms, *others]
+
+    def _possible(self, children: list[Node]) -> bool:
+        """Whether every child of an AND still can hold: none lacks all of its support."""
+        keys, support = self.found.keys(), self.engine.support
+        return not any(
+            need is not None and keys.isdisjoint(need) for need in map(support, children)
+        )
 
     def _evaluate_near(self, node: Near) -> list[_Occ] | None:
         """Every occurrence on either side with one of the other side within the distance:

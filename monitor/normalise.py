@@ -187,6 +187,9 @@ FOLD_TABLE = _build_table()
 # CPython translates pure-ASCII text through a small fast path when the table maps ASCII to
 # single ASCII characters; the full table would force the slow path on every item.
 _ASCII_TABLE = {cp: out for cp, out in FOLD_TABLE.items() if cp < 128}
+# Characters that fold to more or fewer than one (ß -> ss, љ -> lj, a combining accent -> ""):
+# text without them keeps its offsets when folded.
+_NOT_ONE_TO_ONE = frozenset(chr(cp) for cp, out in FOLD_TABLE.items() if len(out) != 1)
 
 
 def _base_greek(ch: str) -> str:
@@ -210,14 +213,12 @@ def fold(text: str) -> str:
 def fold_with_offsets(text: str) -> tuple[str, list[int]]:
     """Fold `text` and return, for each folded character, the index it came from."""
     text = _greek_digraphs(text)  # keeps the length, so indexes still point into the original
-    parts: list[str] = []
-    origin: list[int] = []
+    folded = text.translate(FOLD_TABLE)
+    if _NOT_ONE_TO_ONE.isdisjoint(text):  # the common case: every character folds to one
+        return folded, list(range(len(text)))
     table = FOLD_TABLE
-    for i, ch in enumerate(text):
-        out = table.get(ord(ch), ch)
-        parts.append(out)
-        origin.extend([i] * len(out))
-    return "".join(parts), origin
+    origin = [i for i, ch in enumerate(text) for _ in range(len(table.get(ord(ch), ch)))]
+    return folded, origin
 
 
 _SPACE_RE = re.compile(r"\s+")

@@ -50,7 +50,7 @@ def test_prune_keeps_digested_items_and_does_not_bring_pruned_ones_back(tmp_path
     assert guids == {"kosovo-0", "kosovo-1"}
     assert count(db, "SELECT count(*) FROM hits") == 2
     assert count(db, "SELECT count(*) FROM item_sources") == 2
-    assert count(db, "SELECT count(*) FROM items_fts WHERE items_fts MATCH 'weather'") == 0
+    assert count(db, "SELECT count(*) FROM items_search WHERE items_search MATCH 'weather'") == 0
 
     # The feeds still list the pruned stories (and one new one): only that one is stored.
     feed_server.routes["/w.xml"] = Response(200, make_rss("weather", range(4)))

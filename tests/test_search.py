@@ -5,6 +5,7 @@ made before the folded index existed gets it filled on open. Real SQLite files t
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ from sqlite_utils import Database
 from monitor.models import CycleOutcome, Item
 from monitor.searchtext import parse_search, snippet
 from monitor.store import Store
-from monitor.store.migrations import MIGRATIONS
+from monitor.store.migrations import MIGRATIONS, _drop_unfolded_index
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -128,3 +129,27 @@ def test_an_older_database_gets_its_folded_index_on_open(tmp_path):
         store.conn.execute("DELETE FROM item_sources WHERE item_id = 'id1'")
         store.conn.execute("DELETE FROM items WHERE id = 'id1'")
         assert store.search("djukanovic") == []  # the trigger took it out of the index
+
+
+def test_a_database_with_the_old_unfolded_index_loses_it_and_its_triggers(tmp_path) -> None:
+    path = tmp_path / "old.db"
+    db = Database(path)
+    before = MIGRATIONS.index(_drop_unfolded_index)
+    for step in MIGRATIONS[:before]:
+        step(db)
+    db.execute(f"PRAGMA user_version = {before}")
+    db["items"].insert({"id": "i1", "source": "wire", "url": "https://w.example/1", "guid": "",
+                        "title": "Vučić in Brussels", "summary": "", "content": "",
+                        "published": "", "fingerprint": "", "story": "i1",
+                        "first_seen": "2022-11-24T08:00:00Z"})  # fmt: skip
+    db.conn.commit()
+    assert db.execute("SELECT count(*) FROM items_fts").fetchone()[0] == 1
+    db.close()
+    with Store(path):
+        pass
+    names = {n for (n,) in sqlite3.connect(path).execute("SELECT name FROM sqlite_master")}
+    assert "items_fts" not in names and "items_ai" not in names
+    conn = sqlite3.connect(path)
+    with conn:  # deleting an item needs no index that is gone
+        conn.execute("DELETE FROM items WHERE id = 'i1'")
+    assert conn.execute("SELECT count(*) FROM items").fetchone()[0] == 0

@@ -127,6 +127,35 @@ class Hit:
         return tuple(seen)
 
 
+@dataclass(frozen=True)
+class Relation:
+    """Actor – action – actor found in one sentence of an item (relations.py)."""
+
+    subject: str  # actor id: who did it
+    action: str  # action class: meet, sanction, supply-arms, ...
+    object: str  # actor id: to whom
+    sentence: str
+    field: str  # title | summary | content
+    start: int  # the sentence's character offsets in the field's text
+    end: int
+    verb: str  # the words that said it, as written
+    spans: tuple[tuple[int, int], ...] = ()  # subject, verb, object offsets in the field
+    voice: str = "active"  # active | passive (then the subject stood after the verb)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "subject": self.subject,
+            "action": self.action,
+            "object": self.object,
+            "sentence": self.sentence,
+            "field": self.field,
+            "start": self.start,
+            "end": self.end,
+            "verb": self.verb,
+            "voice": self.voice,
+        }
+
+
 # -- what the store hands out ----------------------------------------------------------------
 
 
@@ -144,6 +173,7 @@ class CycleOutcome:
     error: str | None = None
     keys: Sequence[tuple[str, str]] = ()  # (identity key, stored item id), see dedupe.py
     stories: Sequence[tuple[str, str]] = ()  # (new item id, its story's id), see stories.py
+    relations: Sequence[tuple[str, Relation]] = ()  # (new item id, relation), relations.py
 
 
 SourceState = Literal["new", "ok", "failing", "flagged"]

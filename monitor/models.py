@@ -156,6 +156,42 @@ class Relation:
         }
 
 
+SignalKind = Literal["surge", "breaking", "first-pair", "first-mention"]
+
+
+@dataclass(frozen=True)
+class Signal:
+    """Something that changed (signals.py): a surge of an actor's or a rule's stories, a
+    story gaining outlets unusually fast, or a first (co-)mention in many days."""
+
+    kind: SignalKind
+    at: datetime  # when it would have been raised: the time of the item that tipped it
+    series: str  # "actor:dodik", "rule:balkans/dialogue", "story:<id>", "pair:a|b"
+    actors: tuple[str, ...] = ()
+    rule: str | None = None
+    story: str | None = None
+    count: int = 0  # stories (surge), outlets (breaking), 1 (firsts)
+    baseline: float = 0.0  # what the baseline expected in the same window
+    p: float | None = None  # the tail probability of `count` under the baseline
+    window: str = ""  # "24h", "1h", the breaking window, or the days a first looked back
+    per_day: float = 0.0  # the baseline as stories a day (surges), for the analyst
+    history_days: int = 0  # days of history the baseline rests on
+    id: int = 0
+    title: str = ""  # the story's title, when there is a story
+
+    def as_json(self) -> dict[str, object]:
+        """The form `monitor trends --json` prints."""
+        return {
+            "kind": self.kind,
+            "actors": list(self.actors),
+            "rule": self.rule,
+            "story": self.story,
+            "at": self.at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "count": self.count,
+            "baseline": round(self.baseline, 3),
+        }
+
+
 # -- what the store hands out ----------------------------------------------------------------
 
 

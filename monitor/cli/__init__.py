@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from monitor import __version__
-from monitor.cli import explore, rules, service, sources
+from monitor.cli import explore, rules, service, sources, trends
 from monitor.cli.common import setup_logging
 
 
@@ -54,5 +54,6 @@ for command in (
     sources.sources,
     rules.rules,
     rules.match_cmd,
+    trends.trends,
 ):
     main.add_command(command)

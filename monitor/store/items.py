@@ -14,6 +14,7 @@ from monitor.lang import expand
 from monitor.models import CycleOutcome, Evidence, Hit, Item, SearchResult, StoredHit
 from monitor.normalise import fold
 from monitor.searchtext import parse_search, snippet
+from monitor.store.signals import SignalTable
 from monitor.store.sources import SourceTable
 from monitor.stories import Member
 
@@ -60,7 +61,7 @@ _DOOMED = """
 """
 
 
-class ItemTable(SourceTable):
+class ItemTable(SourceTable, SignalTable):
     def find_known(
         self, items: Sequence[Item], identities: Sequence[Identity] | None = None
     ) -> dict[str, str]:
@@ -150,6 +151,7 @@ class ItemTable(SourceTable):
                 "item_keys",
                 [{"key": k, "item_id": item_id} for o, _ in saves for k, item_id in o.keys],
             )
+            self._save_relations([r for o, _ in saves for r in o.relations], stamp)
             for outcome, next_check in saves:
                 self._record_status(outcome, stamp, iso(next_check), flag_before)
 

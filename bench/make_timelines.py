@@ -33,17 +33,20 @@ RATES = {  # background stories a day
     "eulex": 0.6, "serbia": 1.5, "bosnia": 1.0,
 }  # fmt: skip
 PAIRS = [("vucic", "kurti"), ("vucic", "brnabic"), ("dodik", "schmidt"), ("kurti", "kfor")]
-WORDS = """harbour budget ministry tariff railway bridge mayor coalition council ballot court
-reform pension energy border customs license highway factory loan mine river valley strike
-union farmers teachers doctors hospital school campus youth census treaty summit envoy embassy
-minority church monastery festival airport tunnel pipeline refinery grid dam lake forest fire
-flood drought harvest wheat wine tourism hotel port shipyard fleet airline bank bond inflation
-salary price market media newspaper channel journalist editor lawsuit verdict prosecutor
-judge police protest rally petition referendum statute decree quota visa passport permit
-trade export import subsidy audit scandal contract tender investor startup software data
-cable tower stadium museum theatre archive library census vaccine clinic road plant metro
-tram bus tax fund grant donor agency office cabinet deputy speaker assembly session motion
-""".split()
+_VOCABULARY = """
+harbour budget ministry tariff railway bridge mayor coalition council ballot court reform
+pension energy border customs license highway factory loan mine river valley strike union
+farmers teachers doctors hospital school campus youth census treaty summit envoy embassy
+minority church monastery festival airport tunnel pipeline refinery grid dam lake forest
+fire flood drought harvest wheat wine tourism hotel port shipyard fleet airline bank bond
+inflation salary price market media newspaper channel journalist editor lawsuit verdict
+prosecutor judge police protest rally petition referendum statute decree quota visa passport
+permit trade export import subsidy audit scandal contract tender investor startup software
+data cable tower stadium museum theatre archive library census vaccine clinic road plant
+metro tram bus tax fund grant donor agency office cabinet deputy speaker assembly session
+motion
+"""
+WORDS = _VOCABULARY.split()  # filler that keeps two stories about one actor apart
 HOURS = [0.2, 0.1, 0.1, 0.1, 0.2, 0.5, 1.0, 1.6, 2.0, 2.2, 2.2, 2.0, 1.8, 1.8, 1.8, 1.7, 1.6,
          1.5, 1.4, 1.2, 1.0, 0.8, 0.5, 0.3]  # fmt: skip
 
@@ -132,12 +135,20 @@ def dev() -> Timeline:
         t.surge("vucic", 55, 9, 20, 10),
         t.breaking("kfor", 33, 14, 12, 3),
         t.breaking("eulex", 47, 8, 8, 4),
-        t.first("first-pair", ["wagner", "serbia"], 36,
-                "Wagner Group recruiters active in Serbia, investigators say",
-                "Wagner Group recruiters were seen in Serbia, according to a report."),
-        t.first("first-mention", ["radoicic"], 41,
-                "Radoičić seen at a border crossing",
-                "Milan Radoičić was seen at a crossing, police sources say."),
+        t.first(
+            "first-pair",
+            ["wagner", "serbia"],
+            36,
+            "Wagner Group recruiters active in Serbia, investigators say",
+            "Wagner Group recruiters were seen in Serbia, according to a report.",
+        ),
+        t.first(
+            "first-mention",
+            ["radoicic"],
+            41,
+            "Radoičić seen at a border crossing",
+            "Milan Radoičić was seen at a crossing, police sources say.",
+        ),
     ]
     return t
 
@@ -154,12 +165,20 @@ def holdout() -> Timeline:
         t.breaking("dacic", 31, 10, 10, 3),
         t.breaking("kurti", 44, 16, 7, 5),
         t.breaking("vulin", 56, 9, 15, 6),
-        t.first("first-pair", ["wagner", "bosnia"], 38,
-                "Wagner Group fighters trained in Bosnia and Herzegovina, court hears",
-                "Wagner Group fighters from Bosnia and Herzegovina were trained abroad."),
-        t.first("first-mention", ["osmani"], 46,
-                "Vjosa Osmani opens the new session",
-                "Vjosa Osmani spoke at the opening of the session."),
+        t.first(
+            "first-pair",
+            ["wagner", "bosnia"],
+            38,
+            "Wagner Group fighters trained in Bosnia and Herzegovina, court hears",
+            "Wagner Group fighters from Bosnia and Herzegovina were trained abroad.",
+        ),
+        t.first(
+            "first-mention",
+            ["osmani"],
+            46,
+            "Vjosa Osmani opens the new session",
+            "Vjosa Osmani spoke at the opening of the session.",
+        ),
     ]
     return t
 
@@ -172,7 +191,8 @@ def main() -> None:
         (folder / f"signals_{name}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
         events = json.dumps(timeline.events, indent=1, ensure_ascii=False)
         (folder / f"signals_{name}_events.json").write_text(events + "\n", encoding="utf-8")
-        print(f"{name}: {len(items)} items, {timeline.count} stories, {len(timeline.events)} events")
+        print(f"{name}: {len(items)} items, {timeline.count} stories, "
+              f"{len(timeline.events)} events")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -69,7 +69,7 @@ def sentences(text: str) -> list[tuple[int, int]]:
     for m in _END_RE.finditer(text):
         before = text[start : m.start() + 1]
         last = before.rsplit(None, 1)[-1].rstrip(".").lower() if before.strip() else ""
-        if m.group().strip() and (len(last) == 1 or last in _ABBREVIATIONS):
+        if m.group().strip() and (len(last) == 1 or "." in last or last in _ABBREVIATIONS):
             continue  # "U.S. Treasury", "Gen. Smith"
         end = m.start() + len(m.group().rstrip())
         if text[start:end].strip():

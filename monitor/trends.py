@@ -11,7 +11,7 @@ import json
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO
 
@@ -71,12 +71,20 @@ def replay(timeline: list[Timed], engine: Engine, settings: SignalSettings) -> l
         tempfile.TemporaryDirectory(prefix="monitor-trends-") as folder,
         Store(Path(folder) / "replay.db") as store,
     ):
-        detector = Detector(store, settings)
-        with store.transaction():  # one file nobody else reads: one transaction
-            for entry in timeline:
-                store.save_cycles([(_outcome(store, engine, entry), entry.at)], entry.at)
-                detector.run()
-        return store.signals()
+        return replay_into(store, timeline, engine, settings)
+
+
+def replay_into(
+    store: Store, timeline: list[Timed], engine: Engine, settings: SignalSettings
+) -> list[Signal]:
+    """`replay` into a given store (a database of its own: the replay writes as if each
+    item had arrived at its published time)."""
+    detector = Detector(store, settings)
+    with store.transaction():  # one file nobody else reads: one transaction
+        for entry in timeline:
+            store.save_cycles([(_outcome(store, engine, entry), entry.at)], entry.at)
+            detector.run()
+    return store.signals()
 
 
 def _outcome(store: Store, engine: Engine, entry: Timed) -> CycleOutcome:
@@ -108,3 +116,54 @@ def _outcome(store: Store, engine: Engine, entry: Timed) -> CycleOutcome:
 def replay_file(path: str, stream: IO[str], engine: Engine, settings: SignalSettings
                 ) -> Iterator[Signal]:  # fmt: skip
     yield from replay(read_timeline(stream, path), engine, settings)
+
+
+# -- evaluation against known events ------------------------------------------------------
+
+DETECT_WITHIN = timedelta(hours=24)  # a surge or breaking story found later is a miss
+
+
+@dataclass(frozen=True)
+class Score:
+    """How a replay's signals compare with a timeline's known events."""
+
+    events: int
+    found: int
+    delays: tuple[float, ...]  # hours from each found event's start to its signal
+    missed: tuple[str, ...]  # "surge dodik 2026-10-01T09:00:00Z"
+    false_alarms: tuple[Signal, ...]  # surges and breaking stories no event explains
+    other_firsts: int  # firsts the background raised (true, but not labelled)
+    weeks: float
+
+    @property
+    def false_per_week(self) -> float:
+        return len(self.false_alarms) / self.weeks if self.weeks else 0.0
+
+
+def score(signals: list[Signal], events: list[dict], weeks: float) -> Score:
+    """Each event (`kind`, `actors`, `at`) is found when a signal of its kind naming its
+    actors is raised within a day of its start (a first: within the hour). A surge or
+    breaking signal that no event explains is a false alarm; a rule's surge within a day of
+    an actor's labelled surge is that same event, seen through the rule."""
+    delays, missed, used = [], [], set()
+    for event in events:
+        start = from_iso(event["at"])
+        within = DETECT_WITHIN if event["kind"] in ("surge", "breaking") else timedelta(hours=1)
+        match = next(
+            (s for s in signals if s.kind == event["kind"] and start <= s.at <= start + within
+             and set(event["actors"]) <= set(s.actors)),
+            None,
+        )  # fmt: skip
+        if match is None:
+            missed.append(f"{event['kind']} {' '.join(event['actors'])} {event['at']}")
+            continue
+        used.add(match.id)
+        delays.append((match.at - start).total_seconds() / 3600)
+    surges = [from_iso(e["at"]) for e in events if e["kind"] == "surge"]
+    false = tuple(
+        s for s in signals
+        if s.kind in ("surge", "breaking") and s.id not in used
+        and not (s.rule and any(t <= s.at <= t + DETECT_WITHIN for t in surges))
+    )  # fmt: skip
+    firsts = sum(1 for s in signals if s.kind.startswith("first") and s.id not in used)
+    return Score(len(events), len(delays), tuple(delays), tuple(missed), false, firsts, weeks)

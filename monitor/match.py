@@ -458,11 +458,11 @@ class _Context:
                     continue
                 for label, voice in meanings:
                     kind = "cue" if label in (NEGATION, REPORTED) else "verb"
-                    mentions.append(Mention(occ.start, occ.end, label, kind, voice))
+                    mentions.append(Mention(occ.start, occ.end, label, kind, voice, occ.term))
         actor_ids = {a for pid in self.found for a in engine._alias_actors.get(pid, ())}
         for actor_id in sorted(actor_ids):
             mentions += [
-                Mention(o.start, o.end, actor_id, "actor")
+                Mention(o.start, o.end, actor_id, "actor", term=o.term)
                 for o in self.actor_occs(actor_id)
                 if o.field == name
             ]
@@ -512,9 +512,9 @@ class _Context:
                 continue
             subject, verb, obj = found.mentions
             kept += [
-                _Occ(rel.field, subject.start, subject.end, subject.label, subject.label),
-                _Occ(rel.field, verb.start, verb.end, rel.verb),
-                _Occ(rel.field, obj.start, obj.end, obj.label, obj.label),
+                _Occ(rel.field, subject.start, subject.end, subject.term, subject.label),
+                _Occ(rel.field, verb.start, verb.end, verb.term),
+                _Occ(rel.field, obj.start, obj.end, obj.term, obj.label),
             ]
         return kept or None
 
@@ -694,7 +694,7 @@ def _relation_lines(ctx: _Context, node: RelationRef) -> list[str]:
         and node.object in (None, r.object)
     ]  # fmt: skip
     if wanted:
-        return [f"  ✓ found   {node.raw}: {_said(r)}" for r in wanted]
+        return [f"  ✓ found   {_said(r)}" for r in wanted]
     lines = [f"  ✗ absent  {node.raw}"]
     lines += [f"      the item says: {_said(r)}" for r in found]
     if not found:

@@ -53,6 +53,7 @@ class Mention:
     label: str
     kind: str  # actor | verb | cue
     voice: str = ACTIVE
+    term: str = ""  # the alias or verb form as the rule files write it
 
 
 @dataclass(frozen=True)

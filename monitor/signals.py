@@ -42,7 +42,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 
 from monitor.config import DigestSettings, SignalSettings
-from monitor.models import Signal
+from monitor.models import Signal, SignalKind
 from monitor.rules import RuleSet
 from monitor.store import Store
 from monitor.store.signals import ItemEvent, OutletEvent
@@ -51,6 +51,7 @@ DAY, HOUR = timedelta(days=1), timedelta(hours=1)
 ALL = "all"  # the series of every story: the shape of the week and of the day
 MIN_BREAKING_STORIES = 30  # stories the breaking baseline needs
 BATCH = 5000  # events taken in per read
+MAX_EVENTS = 50_000  # per run: an upgraded database's history is taken in over a few ticks
 
 
 def tail(count: int, mean: float, dispersion: float) -> float:
@@ -134,14 +135,17 @@ class Detector:
         raised: list[Signal] = []
         with self.store.transaction():
             items, outlets = self.store.signal_progress()
-            while batch := self.store.item_events(items, BATCH):
+            taken = 0
+            while taken < MAX_EVENTS and (batch := self.store.item_events(items, BATCH)):
                 for event in batch:
                     raised += self._stored(self._item(event))
-                items = batch[-1].rowid
-            while more := self.store.outlet_events(outlets, BATCH):
+                items, taken = batch[-1].rowid, taken + len(batch)
+            # outlets of items not taken in yet wait for them (a story needs its marks first)
+            while taken < MAX_EVENTS and (more := self.store.outlet_events(outlets, BATCH,
+                                                                            items)):  # fmt: skip
                 for outlet in more:
                     raised += self._stored(self._outlet(outlet))
-                outlets = more[-1].rowid
+                outlets, taken = more[-1].rowid, taken + len(more)
             self.store.save_progress(items, outlets)
         return raised
 
@@ -179,7 +183,12 @@ class Detector:
     # -- firsts ----------------------------------------------------------------------------
 
     def _first(
-        self, series: str, actors: tuple[str, ...], event: ItemEvent, kind: str, mark: bool = False
+        self,
+        series: str,
+        actors: tuple[str, ...],
+        event: ItemEvent,
+        kind: SignalKind,
+        mark: bool = False,
     ) -> list[Signal]:
         if mark and not self.store.add_marks(event.story, [series], event.at):
             return []
@@ -190,7 +199,7 @@ class Detector:
         if self.store.seen_before(series, event.story, event.at - timedelta(days=days), event.at):
             return []
         return [
-            Signal(kind=kind, at=event.at, series=series, actors=actors, story=event.story,  # type: ignore[arg-type]
+            Signal(kind=kind, at=event.at, series=series, actors=actors, story=event.story,
                    count=1, window=f"{days}d", history_days=(event.at - began).days)
         ]  # fmt: skip
 
@@ -293,10 +302,10 @@ class Detector:
         if base is None:
             return []
         mean, dispersion = base
-        # the first outlet is the story itself: what is judged is the outlets it gained
-        gained = count - 1 if self.store.outlets_between(story, at - 400 * DAY, at - window) == 0 \
-            else count  # fmt: skip
-        p = tail(gained, mean, dispersion)
+        # What is judged is the outlets the story gained: in its first window, the first
+        # outlet is the story itself; later, every outlet in the window is a gain.
+        began = self.store.outlets_between(story, at - 10 * 365 * DAY, at - window) == 0
+        p = tail(count - 1 if began else count, mean, dispersion)
         if p >= settings.threshold:
             return []
         actors = tuple(s.removeprefix("actor:") for s in self.store.story_series(story, "actor:"))
@@ -339,13 +348,11 @@ def describe(signal: Signal, names: dict[str, str]) -> str:
     who = " & ".join(names.get(a, a) for a in signal.actors)
     if signal.kind == "surge":
         subject = who or f"rule {names.get(signal.rule or '', signal.rule or '')}"
-        span = "24 h" if signal.window == "24h" else "the last hour"
-        expected = f"{signal.baseline:.1f} expected" if signal.window == "1h" else ""
-        return (
-            f"{subject}: {signal.count} stories in {span} vs {signal.per_day:.1f} a day over "
-            f"{signal.history_days} days{' (' + expected + ')' if expected else ''}"
-            f" (p = {signal.p:.0e})"
-        )
+        usual = f"{signal.per_day:.1f} a day over {signal.history_days} days"
+        if signal.window == "1h":
+            return (f"{subject}: {signal.count} stories in the last hour, {signal.baseline:.1f} "
+                    f"expected ({usual}) (p = {signal.p:.0e})")  # fmt: skip
+        return f"{subject}: {signal.count} stories in 24 h vs {usual} (p = {signal.p:.0e})"
     if signal.kind == "breaking":
         return (
             f"Breaking: “{signal.title or signal.story}” — {signal.count} outlets in "

@@ -127,7 +127,10 @@ def test_rules_test_explains_a_relation_found_and_one_read_otherwise(tmp_path):
     found = runner.invoke(main, ["rules", "test", "arms", "--rules", str(folder), "--text",
                                  "Russia supplied weapons to Serbia."])  # fmt: skip
     assert found.exit_code == 0, found.output
-    assert "✓ found   @russia SUPPLY_ARMS @serbia: @russia SUPPLY_ARMS @serbia" in found.output
+    assert (
+        "✓ found   @russia SUPPLY_ARMS @serbia — 'supplied weapons to' in summary" in found.output
+    )
+    assert "matched 'Russia' for 'Russia' (@russia) in summary [0:6]" in found.output
     assert "'Russia supplied weapons to Serbia.'" in found.output
     reversed_ = runner.invoke(main, ["rules", "test", "arms", "--rules", str(folder), "--text",
                                      "Serbia supplied weapons to Russia."])  # fmt: skip

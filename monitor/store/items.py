@@ -185,6 +185,7 @@ class ItemTable(SourceTable, SignalTable):
             self.conn.execute("DELETE FROM items WHERE id IN (SELECT id FROM temp.doomed)")
             # A tombstone older than the retention age has done its job.
             self.conn.execute("DELETE FROM pruned_items WHERE pruned_at < ?", [cutoff])
+            self._prune_signal_history(cutoff)
             self.conn.execute("DROP TABLE temp.doomed")
         return int(count)
 

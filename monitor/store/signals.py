@@ -26,7 +26,7 @@ _NEW_ITEMS = """
     FROM items WHERE items.rowid > ? ORDER BY items.rowid LIMIT ?
 """
 _NEW_OUTLETS = """
-    SELECT item_sources.rowid, items.story, item_sources.source, item_sources.seen_at
+    SELECT item_sources.rowid, items.rowid, items.story, item_sources.source, item_sources.seen_at
     FROM item_sources JOIN items ON items.id = item_sources.item_id
     WHERE item_sources.rowid > ? ORDER BY item_sources.rowid LIMIT ?
 """
@@ -112,11 +112,15 @@ class SignalTable(StoreBase):
             )  # fmt: skip
         return events
 
-    def outlet_events(self, after: int, limit: int = 5000) -> list[OutletEvent]:
-        return [
-            OutletEvent(rowid, story, source, from_iso(seen))
-            for rowid, story, source, seen in self.conn.execute(_NEW_OUTLETS, [after, limit])
-        ]
+    def outlet_events(self, after: int, limit: int, items_upto: int) -> list[OutletEvent]:
+        """Outlets recorded after rowid `after`, in order, up to the first of an item past
+        rowid `items_upto` (the detectors have not taken that item in yet)."""
+        events = []
+        for rowid, item, story, source, seen in self.conn.execute(_NEW_OUTLETS, [after, limit]):
+            if item > items_upto:
+                break
+            events.append(OutletEvent(rowid, story, source, from_iso(seen)))
+        return events
 
     def save_progress(self, items: int, outlets: int) -> None:
         self.conn.executemany(
@@ -186,6 +190,12 @@ class SignalTable(StoreBase):
         """For each story begun in [since, until): its outlets within `window` seconds."""
         rows = self.conn.execute(_EARLY_OUTLETS, [iso(since), iso(until), f"+{window} seconds"])
         return [int(r[0]) for r in rows]
+
+    def _prune_signal_history(self, cutoff: str) -> None:
+        """The detectors' history goes with the items (inside `prune`'s transaction): a
+        first looks back at most as far as the retention age."""
+        self.conn.execute("DELETE FROM story_marks WHERE at < ?", [cutoff])
+        self.conn.execute("DELETE FROM story_outlets WHERE at < ?", [cutoff])
 
     # -- signals ---------------------------------------------------------------------------
 

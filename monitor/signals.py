@@ -120,8 +120,8 @@ def _midnight(moment: datetime) -> datetime:
 
 @dataclass
 class Detector:
-    """The detectors over one store. Keep one across calls (the service keeps one per tick,
-    a replay one for its whole run): baselines are cached per series and day."""
+    """The detectors over one store. Baselines are cached per series and day, so a replay
+    keeps one Detector for its whole run; the service makes one per tick."""
 
     store: Store
     settings: SignalSettings = field(default_factory=SignalSettings)

@@ -194,3 +194,5 @@ def test_the_cycle_stores_relations_with_their_sentence(tmp_path, feed_server: F
     assert (relation.subject, relation.action, relation.object) == ("russia", "supply-arms",
                                                                     "serbia")  # fmt: skip
     assert relation.sentence == "Russia supplied weapons to Serbia, the ministry confirmed."
+    summary = "Russia supplied weapons to Serbia, the ministry confirmed. Talks follow."
+    assert [summary[a:b] for a, b in relation.spans] == ["Russia", "supplied weapons to", "Serbia"]

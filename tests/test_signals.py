@@ -19,8 +19,9 @@ from scipy import stats
 
 from monitor.alerts import queue_alert
 from monitor.cli import main
-from monitor.config import SignalSettings, load_settings
+from monitor.config import SignalSettings, describe_error, load_settings
 from monitor.deliver import deliver_pending, deliverer_for, send_digests
+from monitor.errors import ConfigError
 from monitor.match import Engine
 from monitor.models import Item
 from monitor.rules import load_rules
@@ -254,3 +255,29 @@ def test_the_service_stage_takes_in_only_what_is_new(tmp_path, smtp_server):
     assert store.signal_progress()[0] == store.conn.execute(
         "SELECT max(rowid) FROM items").fetchone()[0]  # fmt: skip
     assert len(store.signals()) >= before
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[signals]\nthreshold = 2\n", ":2: signals.threshold: expected a probability"),
+        ("[signals]\nmin_stories = 0\n", ":2: signals.min_stories: expected a whole number"),
+        ('[signals]\nmin_history = "soon"\n', ":2: signals.min_history: expected a duration"),
+        ("[signals]\nthreshhold = 0.01\n", ":2: signals.threshhold: unknown setting"),
+    ],
+)
+def test_bad_signal_settings_name_file_line_and_key(tmp_path, text, message):
+    path = tmp_path / "monitor.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert describe_error(path, caught.value).startswith(f"{path}{message}")
+
+
+def test_signal_settings_are_read(tmp_path):
+    path = tmp_path / "monitor.toml"
+    path.write_text('[signals]\nthreshold = 0.01\nmin_history = "3d"\nfirst_days = 30\n'
+                    "alerts = false\n", encoding="utf-8")  # fmt: skip
+    signals = load_settings(path).signals
+    assert (signals.threshold, signals.min_history, signals.first_days) == (0.01, 3 * 86400, 30)
+    assert signals.alerts is False and signals.baseline_days == 28

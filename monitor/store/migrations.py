@@ -216,7 +216,7 @@ def _add_signals(db: Database) -> None:
     db.execute(
         "CREATE TABLE relations (id INTEGER PRIMARY KEY, item_id TEXT REFERENCES items(id) "
         "ON DELETE CASCADE, subject TEXT, action TEXT, object TEXT, field TEXT, sentence TEXT, "
-        'start INTEGER, "end" INTEGER, verb TEXT, voice TEXT, created_at TEXT)'
+        'start INTEGER, "end" INTEGER, verb TEXT, voice TEXT, spans TEXT, created_at TEXT)'
     )
     db.execute("CREATE INDEX relations_item ON relations (item_id)")
     db.execute("CREATE INDEX relations_parties ON relations (subject, action, object)")

@@ -70,23 +70,26 @@ class SignalTable(StoreBase):
         """Relations of newly stored items (inside the cycle's transaction)."""
         self.conn.executemany(
             "INSERT INTO relations (item_id, subject, action, object, field, sentence, start, "
-            '"end", verb, voice, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+            '"end", verb, voice, spans, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
             [
                 (item_id, r.subject, r.action, r.object, r.field, r.sentence, r.start, r.end,
-                 r.verb, r.voice, stamp)
+                 r.verb, r.voice, json.dumps([list(s) for s in r.spans]), stamp)
                 for item_id, r in rows
             ],
         )  # fmt: skip
 
     def relations_of(self, item_id: str) -> list[Relation]:
+        """The relations found in a stored item, in the order they were found."""
         sql = (
-            'SELECT subject, action, object, sentence, field, start, "end", verb, voice '
+            'SELECT subject, action, object, sentence, field, start, "end", verb, voice, spans '
             "FROM relations WHERE item_id = ? ORDER BY id"
         )
         return [
-            Relation(s, a, o, sentence, f, start, end, verb, (), voice)
-            for s, a, o, sentence, f, start, end, verb, voice in self.conn.execute(sql, [item_id])
-        ]
+            Relation(s, a, o, sentence, f, start, end, verb,
+                     tuple(tuple(span) for span in json.loads(spans or "[]")), voice)
+            for s, a, o, sentence, f, start, end, verb, voice, spans
+            in self.conn.execute(sql, [item_id])
+        ]  # fmt: skip
 
     # -- input of the detectors ------------------------------------------------------------
 

@@ -51,7 +51,8 @@ DAY, HOUR = timedelta(days=1), timedelta(hours=1)
 ALL = "all"  # the series of every story: the shape of the week and of the day
 MIN_BREAKING_STORIES = 30  # stories the breaking baseline needs
 BATCH = 5000  # events taken in per read
-MAX_EVENTS = 50_000  # per run: an upgraded database's history is taken in over a few ticks
+MAX_EVENTS = 10_000  # per run (a few seconds of one write transaction): an upgraded
+# database's history is taken in over its first ticks
 
 
 def tail(count: int, mean: float, dispersion: float) -> float:
@@ -125,27 +126,27 @@ class Detector:
 
     store: Store
     settings: SignalSettings = field(default_factory=SignalSettings)
+    max_events: int = MAX_EVENTS  # items and outlets taken in per run
     _baselines: dict[tuple[str, date], Baseline | None] = field(default_factory=dict)
     _shapes: dict[date, Shape] = field(default_factory=dict)
     _breaking: dict[date, tuple[float, float] | None] = field(default_factory=dict)
 
     def run(self) -> list[Signal]:
-        """Take in every item and outlet stored since the last run, oldest first, and
-        return the signals they raised (stored too)."""
+        """Take in the items and outlets stored since the last run, oldest first (at most
+        `max_events`), and return the signals they raised (stored too)."""
         raised: list[Signal] = []
         with self.store.transaction():
             items, outlets = self.store.signal_progress()
-            taken = 0
-            while taken < MAX_EVENTS and (batch := self.store.item_events(items, BATCH)):
+            room = self.max_events
+            while room > 0 and (batch := self.store.item_events(items, min(BATCH, room))):
                 for event in batch:
                     raised += self._stored(self._item(event))
-                items, taken = batch[-1].rowid, taken + len(batch)
+                items, room = batch[-1].rowid, room - len(batch)
             # outlets of items not taken in yet wait for them (a story needs its marks first)
-            while taken < MAX_EVENTS and (more := self.store.outlet_events(outlets, BATCH,
-                                                                            items)):  # fmt: skip
+            while room > 0 and (more := self.store.outlet_events(outlets, min(BATCH, room), items)):
                 for outlet in more:
                     raised += self._stored(self._outlet(outlet))
-                outlets, taken = more[-1].rowid, taken + len(more)
+                outlets, room = more[-1].rowid, room - len(more)
             self.store.save_progress(items, outlets)
         return raised
 

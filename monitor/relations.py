@@ -13,7 +13,8 @@ verbs and the actors (match.py); this module only pairs them, sentence by senten
 - a negation just before the verb ("did not sanction", "neće priznati", "non ha firmato")
   drops it, and so does reported speech or a hypothetical before it ("said that", "tvrdi da",
   "avrebbe", "do të"): what someone claims happened is not what happened;
-- two actors in one sentence with no verb of an action class between them are no relation.
+- two actors in one sentence with no verb of an action class between them are no relation,
+  and an actor after "in" / "u" / "në" says where, not who ("In Belgrade they met Vučić").
 
 Pure and bounded: the work is linear in the mentions found in the item, and at most
 MAX_RELATIONS relations are kept per item.
@@ -41,6 +42,9 @@ _ABBREVIATIONS = frozenset(
     {"mr", "mrs", "ms", "dr", "st", "gen", "col", "lt", "maj", "sgt", "prof", "sen", "gov", "vs"}
 )
 _AND_WORDS = frozenset({"and", "i", "e", "dhe", "und", "et", "y", "и"})
+# A place after one of these says where, not who: "In Belgrade they met Vučić", "u Moskvi",
+# "në Bruksel" (unless the word belongs to the verb: "invested in Serbia", "ulaže u Srbiju").
+_WHERE_WORDS = frozenset({"in", "at", "near", "u", "ne", "nel", "nella"})
 
 
 @dataclass(frozen=True)
@@ -169,7 +173,8 @@ def _in_sentence(
     span: tuple[int, int],
     symmetric: frozenset[str],
 ) -> list[Found]:
-    actors = [m for m in mentions if m.kind == "actor"]
+    verbs = [m for m in mentions if m.kind == "verb"]
+    actors = [m for m in mentions if m.kind == "actor" and not _where(field, m, verbs)]
     if len({a.label for a in actors}) < 2:
         return []
     found = []
@@ -182,6 +187,16 @@ def _in_sentence(
         subject, obj = pair if verb.voice == ACTIVE else pair[::-1]
         found.append(_found(field, span, subject, verb, obj))
     return found
+
+
+def _where(field: _Field, actor: Mention, verbs: list[Mention]) -> bool:
+    """Whether the actor stands after a word saying where (not part of a verb)."""
+    before = field.folded[: actor.start].rstrip()
+    word = before.rsplit(None, 1)[-1] if before else ""
+    if word not in _WHERE_WORDS:
+        return False
+    start = len(before) - len(word)
+    return not any(v.start <= start < v.end for v in verbs)
 
 
 def _cancelled(field: _Field, verb: Mention, mentions: list[Mention]) -> bool:

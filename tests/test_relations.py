@@ -24,7 +24,7 @@ from monitor.store import Store
 PACK = Path(__file__).resolve().parent.parent / "rules"
 LABELLED = Path(__file__).parent / "data" / "relations_labelled.jsonl"
 ENGINE = Engine(load_rules(PACK))
-PRECISION_FLOOR, RECALL_FLOOR = 0.90, 0.85  # measured: 0.94 and 0.91 (README)
+PRECISION_FLOOR, RECALL_FLOOR = 0.90, 0.85  # measured: 0.96 and 0.91 (README)
 
 
 def said(text: str, engine: Engine = ENGINE) -> set[tuple[str, str, str]]:
@@ -59,6 +59,8 @@ def test_labelled_sentences_meet_the_precision_and_recall_floors():
         ("Vučić said Russia supplied weapons to Serbia.", set()),
         ("Secondo Kurti, la Serbia avrebbe attaccato il Kosovo.", set()),
         ("Vučić and Kurti both attended the summit.", set()),
+        ("In Belgrade they met President Vučić.", set()),  # where, not who
+        ("The EU condemned armed attacks against EULEX.", {("eu", "accuse", "eulex")}),
         # one sentence each: the actors of the next sentence are not the object
         ("Russia supplied weapons. Serbia denies it.", set()),
     ],

@@ -309,3 +309,27 @@ def outcome_of(store: Store, entry: Timed):  # type: ignore[no-untyped-def]
     from monitor.trends import _outcome
 
     return _outcome(store, ENGINE, entry)
+
+
+def test_a_service_tick_stores_then_runs_the_detectors(tmp_path, feed_server):
+    from conftest import Response
+
+    from monitor.scheduler import Daemon
+
+    items = "".join(
+        f"<item><title>Dodik story {n}</title><link>https://w.example/{n}</link><guid>w-{n}</guid>"
+        f"<description>Russia supplied weapons to Serbia, report {n} says.</description></item>"
+        for n in range(3)
+    )
+    channel = "<title>W</title><link>https://w.example/</link><description>d</description>"
+    feed = f'<?xml version="1.0"?><rss version="2.0"><channel>{channel}{items}</channel></rss>'
+    feed_server.routes["/w.xml"] = Response(200, feed.encode(), {"Content-Type": "application/xml"})
+    config = write_config(tmp_path, [{"name": "Wire", "url": feed_server.url("w.xml")}], rules=PACK)
+    Daemon(load_settings(config)).tick()
+    with Store(tmp_path / "monitor.db") as store:
+        stored = store.conn.execute("SELECT count(*), max(rowid) FROM items").fetchone()
+        assert stored[0] == 3
+        assert store.signal_progress()[0] == stored[1]  # the tick took them in
+        marks = store.conn.execute("SELECT count(*) FROM story_marks WHERE series = 'actor:dodik'")
+        assert marks.fetchone()[0] >= 1
+        assert store.conn.execute("SELECT count(*) FROM relations").fetchone()[0] == 3

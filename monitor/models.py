@@ -142,19 +142,6 @@ class Relation:
     spans: tuple[tuple[int, int], ...] = ()  # subject, verb, object offsets in the field
     voice: str = "active"  # active | passive (then the subject stood after the verb)
 
-    def as_json(self) -> dict[str, object]:
-        return {
-            "subject": self.subject,
-            "action": self.action,
-            "object": self.object,
-            "sentence": self.sentence,
-            "field": self.field,
-            "start": self.start,
-            "end": self.end,
-            "verb": self.verb,
-            "voice": self.voice,
-        }
-
 
 SignalKind = Literal["surge", "breaking", "first-pair", "first-mention"]
 

@@ -21,6 +21,7 @@ from monitor.config import AlertSettings, DigestSettings, Settings
 from monitor.deliver import deliver_pending, deliverer_for
 from monitor.digest import PRIORITY_ORDER, BuiltMessage, collect, record, render, selects, sender_of
 from monitor.rules import RuleSet
+from monitor.signalalerts import queue_signal_alert
 from monitor.store import Store
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ def queue_alert(
             digest_id,
             len(check.built.digest.hit_ids),
         )
+    queue_signal_alert(settings, store, ruleset, now)  # surges, breaking stories (signals.py)
     return check
 
 

@@ -178,6 +178,20 @@ class AlertSettings:
 
 
 @dataclass(frozen=True)
+class SignalSettings:
+    """Surges, breaking stories and firsts (signals.py); `[signals]` in monitor.toml."""
+
+    baseline_days: int = 28  # days of each series' own history its baseline is taken from
+    min_history: int = 14 * 86400  # seconds of history a series needs before it can surge
+    threshold: float = 0.001  # a count this improbable under the baseline is a surge
+    min_stories: int = 4  # and it must be at least this many distinct stories
+    min_outlets: int = 4  # a breaking story has at least this many outlets in the window
+    breaking_window: int = 6 * 3600  # seconds over which a story's new outlets are counted
+    first_days: int = 90  # a first: not seen in this many days
+    alerts: bool = True  # urgent alerts for surges and breaking stories of urgent rules
+
+
+@dataclass(frozen=True)
 class Settings:
     path: Path
     database: Path
@@ -189,6 +203,7 @@ class Settings:
     smtp: SmtpSettings | None = None
     fetch: FetchSettings = field(default_factory=FetchSettings)
     alerts: AlertSettings | None = None
+    signals: SignalSettings = SignalSettings()
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
 
@@ -323,7 +338,17 @@ class _Reader:
     def settings(self, data: dict) -> Settings:
         self.check_keys(
             data,
-            {"monitor", "sources", "smtp", "digests", "fetch", "alerts", "retention", "health"},
+            {
+                "monitor",
+                "sources",
+                "smtp",
+                "digests",
+                "fetch",
+                "alerts",
+                "retention",
+                "health",
+                "signals",
+            },
             "",
         )
         main = self.table(data, "monitor")
@@ -345,6 +370,7 @@ class _Reader:
             alerts=self.alerts(self.table(data, "alerts")) if "alerts" in data else None,
             retention=self.retention(self.table(data, "retention")),
             health=self.health(self.table(data, "health")),
+            signals=self.signals(self.table(data, "signals")),
         )
         self.unique([s.name for s in settings.sources], "sources")
         self.unique([d.name for d in settings.digests], "digests")
@@ -551,6 +577,28 @@ class _Reader:
             if getattr(alerts, key) < 1:
                 raise self.fail(f"alerts.{key}", "expected a whole number of at least 1")
         return alerts
+
+    def signals(self, data: dict) -> SignalSettings:
+        where, defaults = "signals", SignalSettings()
+        self.check_keys(data, set(SignalSettings.__dataclass_fields__), where)
+        threshold = self.get(data, "threshold", where, (int, float), defaults.threshold)
+        if not 0 < threshold < 1:
+            raise self.fail("signals.threshold", f"expected a probability between 0 and 1, "
+                            f"e.g. 0.001, got {threshold!r}")  # fmt: skip
+        counts = {
+            key: self.get(data, key, where, int, getattr(defaults, key))
+            for key in ("baseline_days", "min_stories", "min_outlets", "first_days")
+        }
+        for key, value in counts.items():
+            if isinstance(value, bool) or value < 1:
+                raise self.fail(f"signals.{key}", "expected a whole number of at least 1")
+        return SignalSettings(
+            threshold=float(threshold),
+            min_history=self.duration(data, "min_history", where, defaults.min_history, zero=True),
+            breaking_window=self.duration(data, "breaking_window", where, 6 * 3600),
+            alerts=self.get(data, "alerts", where, bool, True),
+            **counts,
+        )
 
     def smtp_environment(self, table: dict | None) -> dict | None:
         """The [smtp] table with MONITOR_SMTP_* variables laid over it (a host from the

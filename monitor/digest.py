@@ -26,6 +26,7 @@ from monitor.lang import expand
 from monitor.mailheaders import POLICY, header_text, serialise
 from monitor.models import Evidence, SourceStatus, StoredHit
 from monitor.rules import RuleSet
+from monitor.signals import what_changed
 from monitor.store import AlreadyClaimed, Store
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,7 @@ class Digest:
     urgent: int = 0
     kind: str = "digest"  # digest | alert
     omitted: int = 0
+    changes: list[str] = field(default_factory=list)  # "What changed" (signals.py)
 
     @property
     def empty(self) -> bool:
@@ -202,6 +204,7 @@ def collect(
         urgent=urgent,
         kind=kind,
         omitted=omitted,
+        changes=what_changed(store, digest, ruleset, now) if kind == "digest" else [],
     )
     result.subject = alert_subject(result) if kind == "alert" else digest_subject(result)
     return result

@@ -21,9 +21,12 @@ from pathlib import Path
 import ahocorasick
 
 from monitor.errors import RuleError
-from monitor.models import FIELDS, Evidence, Hit, Item
+from monitor.models import FIELDS, Evidence, Hit, Item, Relation
 from monitor.normalise import fold, fold_with_offsets
+from monitor.relations import Found, Mention, extract
 from monitor.rules import (
+    NEGATION,
+    REPORTED,
     Actor,
     ActorRef,
     And,
@@ -32,6 +35,7 @@ from monitor.rules import (
     Node,
     Not,
     Or,
+    RelationRef,
     Rule,
     RuleSet,
     Term,
@@ -108,6 +112,10 @@ class Engine:
         self._actor_alias_sets: dict[str, frozenset[int]] = {}
         self._or_plans: dict[int, _OrPlan] = {}  # id(Or node) -> plan; nodes live as long
         self._supports: dict[int, frozenset[int] | None] = {}  # id(node) -> Engine.support
+        # relations.py: pattern id -> (action, voice) of verbs and (cue, "") of cues
+        self._verbs: dict[int, list[tuple[str, str]]] = {}
+        self._alias_actors: dict[int, list[str]] = {}
+        self._symmetric = frozenset(a.id for a in ruleset.actions.values() if a.symmetric)
         self._automaton = ahocorasick.Automaton()
         self._build()
 
@@ -135,6 +143,12 @@ class Engine:
             self._actor_alias_sets[actor.id] = frozenset(self._actor_aliases[actor.id])
             for term in (*actor.context, *actor.exclude):
                 self._pid(term)
+            for pid in self._actor_aliases[actor.id]:
+                self._alias_actors.setdefault(pid, []).append(actor.id)
+        for action in self.ruleset.actions.values():
+            for voice, terms in (("active", action.active), ("passive", action.passive)):
+                for term in terms:
+                    self._verbs.setdefault(self._pid(term), []).append((action.id, voice))
         for index, rule in enumerate(self.rules):
             for node, _ in walk(rule.query):
                 if isinstance(node, Term):
@@ -175,6 +189,24 @@ class Engine:
             if evidence is not None:
                 hits.append(ctx.hit(rule, evidence))
         return hits, ctx.steps
+
+    def match_with_relations(
+        self, item: Item, max_chars: int | None = None
+    ) -> tuple[list[Hit], list[Relation]]:
+        """`match`, and every actor – action – actor relation in the item's sentences."""
+        if not self._raw:
+            return [], []
+        ctx = _Context(self, item, max_chars or self.max_chars)
+        hits = []
+        for index in self._candidates(ctx):
+            rule = self.rules[index]
+            evidence = ctx.evaluate(rule.query)
+            if evidence is not None:
+                hits.append(ctx.hit(rule, evidence))
+        return hits, [f.relation for f in ctx.relations()]
+
+    def relations(self, item: Item) -> list[Relation]:
+        return self.match_with_relations(item)[1]
 
     def _candidates(self, ctx: _Context) -> list[int]:
         """Rules worth evaluating: indexed under a term found, and no required part absent."""
@@ -223,6 +255,9 @@ class Engine:
                 return frozenset() if pid is None else frozenset([pid])
             case ActorRef():
                 return self._actor_alias_sets.get(node.actor, frozenset())
+            case RelationRef():  # one of the action's verbs must occur
+                found = (self._ids.get((v.pattern, v.prefix)) for v in node.verbs)
+                return frozenset(pid for pid in found if pid is not None)
             case And() | Near():
                 parts = node.children if isinstance(node, And) else [node.left, node.right]
                 needed = [s for s in map(self.support, parts) if s is not None]
@@ -296,6 +331,9 @@ def requirements(node: Node) -> list[Group]:
     match node:
         case Term() | ActorRef():
             return [(_cost(node), [node])]
+        case RelationRef():
+            parties = [ActorRef(a) for a in (node.subject, node.object) if a]
+            return [*((_cost(p), [p]) for p in parties), (1.0, list(node.verbs))]
         case Not():
             return []
         case And():
@@ -361,6 +399,7 @@ class _Context:
     _actors: dict[str, list[_Occ]] = field(default_factory=dict)
     _origins: dict[str, list[int]] = field(default_factory=dict)
     _positions: dict[tuple[str, str, bool], _Positions] = field(default_factory=dict)
+    _relations: list[Found] | None = None
 
     def __post_init__(self) -> None:
         for name in FIELDS:
@@ -427,11 +466,54 @@ class _Context:
         gap = self._positions[key].nearest(occ, self, same_start=False)
         return gap is not None and gap <= window
 
+    def relations(self) -> list[Found]:
+        """Every relation in the item (relations.py), found once, on first use."""
+        if self._relations is None:
+            self._relations = []
+            for name in self.folded:
+                mentions = self._mentions(name)
+                self.steps += len(mentions)
+                text, folded = self.texts[name], self.folded[name]
+                origin = None if text.isascii() else self._origin(name)
+                self._relations += extract(
+                    name, text, folded, origin, mentions, self.engine._symmetric
+                )
+        return self._relations
+
+    def _origin(self, name: str) -> list[int]:
+        if name not in self._origins:
+            self._origins[name] = fold_with_offsets(self.texts[name])[1]
+        return self._origins[name]
+
+    def _mentions(self, name: str) -> list[Mention]:
+        """Actors (past their context checks), verbs and cues the scan found in a field."""
+        engine, mentions = self.engine, []
+        verbs = [(pid, engine._verbs[pid]) for pid in self.found if pid in engine._verbs]
+        if not verbs:
+            return []
+        for pid, meanings in verbs:
+            for occ in self.found[pid]:
+                if occ.field != name:
+                    continue
+                for label, voice in meanings:
+                    kind = "cue" if label in (NEGATION, REPORTED) else "verb"
+                    mentions.append(Mention(occ.start, occ.end, label, kind, voice, occ.term))
+        actor_ids = {a for pid in self.found for a in engine._alias_actors.get(pid, ())}
+        for actor_id in sorted(actor_ids):
+            mentions += [
+                Mention(o.start, o.end, actor_id, "actor", term=o.term)
+                for o in self.actor_occs(actor_id)
+                if o.field == name
+            ]
+        return mentions
+
     def evaluate(self, node: Node) -> list[_Occ] | None:
         """The evidence if `node` holds for the item (possibly empty, for a NOT), else None."""
         match node:
             case Term():
                 return self.term_occs(node) or None
+            case RelationRef():
+                return self._evaluate_relation(node)
             case ActorRef():
                 occs = self.actor_occs(node.actor)
                 self.steps += len(occs)
@@ -459,6 +541,23 @@ class _Context:
             case Near():
                 return self._evaluate_near(node)
         raise TypeError(node)
+
+    def _evaluate_relation(self, node: RelationRef) -> list[_Occ] | None:
+        """The subject, verb and object of every relation of this kind in the item."""
+        kept: list[_Occ] = []
+        for found in self.relations():
+            rel = found.relation
+            if rel.action != node.action or node.subject not in (None, rel.subject):
+                continue
+            if node.object not in (None, rel.object):
+                continue
+            subject, verb, obj = found.mentions
+            kept += [
+                _Occ(rel.field, subject.start, subject.end, subject.term, subject.label),
+                _Occ(rel.field, verb.start, verb.end, verb.term),
+                _Occ(rel.field, obj.start, obj.end, obj.term, obj.label),
+            ]
+        return kept or None
 
     def _or_children(self, node: Or) -> list[Node]:
         """The children of an OR that can hold: its terms the scan found, and the others
@@ -616,6 +715,9 @@ def explain(engine: Engine, rule: Rule, item: Item) -> tuple[list[str], bool]:
     seen: set[tuple[str, bool]] = set()
     quiet = 0  # excluded words that are absent, as they should be: counted, not listed
     for node, negated in walk(rule.query):
+        if isinstance(node, RelationRef):
+            lines += _relation_lines(ctx, node)
+            continue
         if not isinstance(node, Term | ActorRef):
             continue
         label, found = _leaf_state(engine, ctx, node)
@@ -631,6 +733,33 @@ def explain(engine: Engine, rule: Rule, item: Item) -> tuple[list[str], bool]:
     if quiet:
         lines.append(f"  ✓ absent   {quiet} more NOT terms")
     return lines, evidence is not None
+
+
+def _relation_lines(ctx: _Context, node: RelationRef) -> list[str]:
+    """A relation the query asks for: found (with its sentence) or absent, and then the
+    relations the item does hold, so a near miss shows what was read instead."""
+    found = [f.relation for f in ctx.relations()]
+    wanted = [
+        r for r in found
+        if r.action == node.action and node.subject in (None, r.subject)
+        and node.object in (None, r.object)
+    ]  # fmt: skip
+    if wanted:
+        return [f"  ✓ found   {_said(r)}" for r in wanted]
+    lines = [f"  ✗ absent  {node.raw}"]
+    lines += [f"      the item says: {_said(r)}" for r in found]
+    if not found:
+        lines.append("      no actor – action – actor in one sentence")
+    return lines
+
+
+def _said(relation: Relation) -> str:
+    name = relation.action.upper().replace("-", "_")
+    voice = " (passive)" if relation.voice == "passive" else ""
+    return (
+        f"@{relation.subject} {name} @{relation.object}{voice} — {relation.verb!r} in "
+        f"{relation.field} {relation.sentence!r}"
+    )
 
 
 def _leaf_state(engine: Engine, ctx: _Context, leaf: Term | ActorRef) -> tuple[str, bool]:

@@ -127,6 +127,58 @@ class Hit:
         return tuple(seen)
 
 
+@dataclass(frozen=True)
+class Relation:
+    """Actor – action – actor found in one sentence of an item (relations.py)."""
+
+    subject: str  # actor id: who did it
+    action: str  # action class: meet, sanction, supply-arms, ...
+    object: str  # actor id: to whom
+    sentence: str
+    field: str  # title | summary | content
+    start: int  # the sentence's character offsets in the field's text
+    end: int
+    verb: str  # the words that said it, as written
+    spans: tuple[tuple[int, int], ...] = ()  # subject, verb, object offsets in the field
+    voice: str = "active"  # active | passive (then the subject stood after the verb)
+
+
+SignalKind = Literal["surge", "breaking", "first-pair", "first-mention"]
+
+
+@dataclass(frozen=True)
+class Signal:
+    """Something that changed (signals.py): a surge of an actor's or a rule's stories, a
+    story gaining outlets unusually fast, or a first (co-)mention in many days."""
+
+    kind: SignalKind
+    at: datetime  # when it would have been raised: the time of the item that tipped it
+    series: str  # "actor:dodik", "rule:balkans/dialogue", "story:<id>", "pair:a|b"
+    actors: tuple[str, ...] = ()
+    rule: str | None = None
+    story: str | None = None
+    count: int = 0  # stories (surge), outlets (breaking), 1 (firsts)
+    baseline: float = 0.0  # what the baseline expected in the same window
+    p: float | None = None  # the tail probability of `count` under the baseline
+    window: str = ""  # "24h", "1h", the breaking window, or the days a first looked back
+    per_day: float = 0.0  # the baseline as stories a day (surges), for the analyst
+    history_days: int = 0  # days of history the baseline rests on
+    id: int = 0
+    title: str = ""  # the story's title, when there is a story
+
+    def as_json(self) -> dict[str, object]:
+        """The form `monitor trends --json` prints."""
+        return {
+            "kind": self.kind,
+            "actors": list(self.actors),
+            "rule": self.rule,
+            "story": self.story,
+            "at": self.at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "count": self.count,
+            "baseline": round(self.baseline, 3),
+        }
+
+
 # -- what the store hands out ----------------------------------------------------------------
 
 
@@ -144,6 +196,7 @@ class CycleOutcome:
     error: str | None = None
     keys: Sequence[tuple[str, str]] = ()  # (identity key, stored item id), see dedupe.py
     stories: Sequence[tuple[str, str]] = ()  # (new item id, its story's id), see stories.py
+    relations: Sequence[tuple[str, Relation]] = ()  # (new item id, relation), relations.py
 
 
 SourceState = Literal["new", "ok", "failing", "flagged"]

@@ -31,7 +31,7 @@ from monitor.errors import FetchError
 from monitor.fetch import Politeness, Request, fetch_all
 from monitor.fulltext import add_full_text
 from monitor.match import MAX_CHARS, Engine, clip_item
-from monitor.models import CycleOutcome, FetchResult, FetchState, Hit, Item, Source
+from monitor.models import CycleOutcome, FetchResult, FetchState, Hit, Item, Relation, Source
 from monitor.normalise import normalise_all
 from monitor.parse import parse, read_items, warm_up
 from monitor.store import Store
@@ -326,7 +326,7 @@ def _dedupe_and_match(
             new_items = add_full_text(source, new_items, limits, memory, stop)
         max_text = limits.max_text if limits is not None else MAX_CHARS
         new_items = [clip_item(item, max_text) for item in new_items]  # what is stored
-        hits = _match_all(engine, new_items, max_text, stop)
+        hits, relations = _match_all(engine, new_items, max_text, stop)
         found = _arrivals(new_items, identities, hits)
         arrivals += [(source.name, arrival) for arrival in found]
         keys += [(k, a.identity.text.id) for a in found for k in sorted(a.entities)]
@@ -339,6 +339,7 @@ def _dedupe_and_match(
             also_seen=also_seen,
             state=state,
             keys=keys,
+            relations=relations,
         )
     _place_in_stories(arrivals, store, outcomes, now)
 
@@ -389,12 +390,15 @@ def _check_stop(stop: threading.Event | None) -> None:
 
 def _match_all(
     engine: Engine, items: Sequence[Item], max_text: int, stop: threading.Event | None
-) -> list[tuple[str, Hit]]:
-    hits = []
+) -> tuple[list[tuple[str, Hit]], list[tuple[str, Relation]]]:
+    """Each item's hits and its actor – action – actor relations (one scan gives both)."""
+    hits, relations = [], []
     for item in items:
         _check_stop(stop)  # a shutdown does not wait for a long document's matching
-        hits.extend((item.id, hit) for hit in engine.match(item, max_text))
-    return hits
+        found, said = engine.match_with_relations(item, max_text)
+        hits.extend((item.id, hit) for hit in found)
+        relations.extend((item.id, relation) for relation in said)
+    return hits, relations
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,9 @@ folder it lives in below the rules root, so `rules/balkans/x.yaml` rule `escalat
 
     "exact phrase"   word   prefix*   @actor   title:word   a AND b   a OR b   NOT a
     (grouping)   a NEAR/5 b   ATLEAST 2 (@a, @b, @c)        adjacent terms are ANDed
+    @russia SUPPLY_ARMS @serbia   (a relation in one sentence, relations.py; `*` = any actor)
+
+`actions:` entries give each action class its verbs per language (relations.py).
 """
 
 from __future__ import annotations
@@ -85,7 +88,40 @@ class AtLeast:
     children: tuple[Node, ...]
 
 
-Node = Term | ActorRef | And | Or | Not | Near | AtLeast
+@dataclass(frozen=True)
+class RelationRef:
+    """`@a ACTION @b`: actor `subject` does `action` to actor `object` within one sentence
+    (None: any actor). `verbs` are the action's verb forms, so the engine can index it."""
+
+    subject: str | None
+    action: str
+    object: str | None
+    verbs: tuple[Term, ...] = ()
+    raw: str = ""
+
+
+Node = Term | ActorRef | And | Or | Not | Near | AtLeast | RelationRef
+
+# Reserved `actions:` names: words that cancel a relation in their sentence (negation) and
+# words that make what follows someone's claim rather than an event (reported speech).
+NEGATION, REPORTED = "negation", "reported"
+
+
+@dataclass(frozen=True)
+class ActionLexicon:
+    """One action class: the verb forms that say it, in every language the files give.
+    `active`: the actor before the verb does it to the actor after; `passive`: the reverse
+    ("Serbia was sanctioned by the US"). `symmetric`: "A and B met" is A meet B."""
+
+    id: str
+    active: tuple[Term, ...] = ()
+    passive: tuple[Term, ...] = ()
+    symmetric: bool = False
+    origin: str = ""
+
+    @property
+    def query_name(self) -> str:
+        return self.id.upper().replace("-", "_")
 
 
 @dataclass(frozen=True)
@@ -120,6 +156,7 @@ class RuleSet:
     lists: dict[str, Node] = field(default_factory=dict)  # `$name` in queries
     forms: dict[str, tuple[Term, ...]] = field(default_factory=dict)  # word -> its forms
     list_origins: dict[str, str] = field(default_factory=dict)
+    actions: dict[str, ActionLexicon] = field(default_factory=dict)  # relations.py
 
     def rule(self, rule_id: str) -> Rule:
         for rule in self.rules:
@@ -204,10 +241,16 @@ def parse_term(raw: str, fields: tuple[str, ...] = FIELDS) -> Term:
 
 
 class _Parser:
-    def __init__(self, query: str, lists: dict[str, Node] | None = None) -> None:
+    def __init__(
+        self,
+        query: str,
+        lists: dict[str, Node] | None = None,
+        actions: dict[str, ActionLexicon] | None = None,
+    ) -> None:
         self.tokens = _tokenize(query)
         self.pos = 0
         self.lists = lists or {}
+        self.actions = actions or {}
         self.depth = 0
 
     def deeper(self, tok: _Token) -> None:
@@ -265,7 +308,38 @@ class _Parser:
             return node
         return self.parse_near()
 
+    def parse_relation(self) -> RelationRef | None:
+        """`@a ACTION @b` (either side may be `*`, any actor), when the next three tokens
+        say so: an upper-case word naming an action class between two actors."""
+        ahead = self.tokens[self.pos : self.pos + 3]
+        if len(ahead) < 3 or not all(_is_party(t) for t in (ahead[0], ahead[2])):
+            return None
+        verb = ahead[1]
+        if verb.kind != "word" or not re.fullmatch(r"[A-Z][A-Z_]*", verb.text):
+            return None
+        action = verb.text.lower().replace("_", "-")
+        if action not in self.actions or action in {NEGATION, REPORTED}:
+            if ahead[0].kind == "actor" and ahead[2].kind == "actor" and "_" in verb.text:
+                known = ", ".join(sorted(a.query_name for a in self.actions.values()))
+                raise QueryError(
+                    f"unknown action {verb.text} at column {verb.col} (known: "
+                    f"{known or 'none: no actions: lists loaded'})"
+                )
+            return None
+        self.pos += 3
+        lexicon = self.actions[action]
+        return RelationRef(
+            subject=_party(ahead[0]),
+            action=action,
+            object=_party(ahead[2]),
+            verbs=(*lexicon.active, *lexicon.passive),
+            raw=f"{ahead[0].text} {verb.text} {ahead[2].text}",
+        )
+
     def parse_near(self) -> Node:
+        relation = self.parse_relation()
+        if relation is not None:
+            return relation
         left = self.parse_primary()
         while (tok := self.peek()) is not None and tok.kind == "near":
             self.take()
@@ -342,6 +416,14 @@ class _Parser:
         return _restrict(AtLeast(count, tuple(children)), fields)
 
 
+def _is_party(tok: _Token) -> bool:
+    return tok.kind == "actor" or (tok.kind == "word" and tok.text == "*")
+
+
+def _party(tok: _Token) -> str | None:
+    return tok.text[1:].lower() if tok.kind == "actor" else None
+
+
 def _is_positional(node: Node) -> bool:
     if isinstance(node, Term | ActorRef):
         return True
@@ -357,6 +439,8 @@ def _restrict(node: Node, fields: tuple[str, ...]) -> Node:
             return Term(node.pattern, node.prefix, node.raw, fields)
         case ActorRef():
             return ActorRef(node.actor, fields)
+        case RelationRef():
+            return node  # a sentence is found in any field
         case And() | Or() | AtLeast():
             kids = tuple(_restrict(c, fields) for c in node.children)
             if isinstance(node, AtLeast):
@@ -369,9 +453,14 @@ def _restrict(node: Node, fields: tuple[str, ...]) -> Node:
     raise TypeError(node)
 
 
-def parse_query(query: str, lists: dict[str, Node] | None = None) -> Node:
-    """Parse a query (with `$name` standing for a named list); QueryError says where."""
-    node = _Parser(query, lists).parse()
+def parse_query(
+    query: str,
+    lists: dict[str, Node] | None = None,
+    actions: dict[str, ActionLexicon] | None = None,
+) -> Node:
+    """Parse a query (with `$name` standing for a named list and `@a ACTION @b` for a
+    relation of one of `actions`); QueryError says where."""
+    node = _Parser(query, lists, actions).parse()
     if not needs_presence(node):
         raise QueryError(
             "query could match an item that contains none of its terms (a bare NOT, or an OR "
@@ -386,7 +475,7 @@ def needs_presence(node: Node) -> bool:
     The engine only evaluates rules whose terms occurred, so a query true on absence alone
     would silently never fire."""
     match node:
-        case Term() | ActorRef() | Near():
+        case Term() | ActorRef() | Near() | RelationRef():
             return True
         case Not():
             return False
@@ -432,6 +521,8 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str,
 
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
+_SECTIONS = ("actors", "lists", "names", "forms", "actions", "rules")
+_ACTION_KEYS = {"action", "lang", "verbs", "passive", "symmetric", "description"}
 _ACTOR_KEYS = {"id", "name", "kind", "aliases", "context", "exclude", "window", "description"}
 _RULE_KEYS = {"id", "title", "description", "priority", "tags", "query"}
 
@@ -504,6 +595,8 @@ def load_rules(path: Path | str) -> RuleSet:
             extra_names.append((entry, file))
         for entry in _section(doc, "forms", file, problems):
             _add_forms(entry, file, ruleset, problems)
+        for entry in _section(doc, "actions", file, problems):
+            _add_actions(entry, file, ruleset, problems)
         for entry in _section(doc, "rules", file, problems):
             raw_rules.append((prefix, entry, str(file)))
     for entry, file in extra_names:
@@ -569,11 +662,11 @@ def _read_yaml(file: Path, problems: _Problems) -> dict[str, Any] | None:
         problems.add(f"{file}:1", "expected a mapping with 'actors:' and/or 'rules:'")
         return None
     for key in doc:
-        if key not in {"actors", "lists", "names", "forms", "rules", "__line__", "__lines__"}:
+        if key not in {*_SECTIONS, "__line__", "__lines__"}:
             problems.add(
                 f"{file}:{_line_of(doc, key)}",
-                f"unknown section {key!r} (expected 'actors', 'lists', 'names', 'forms' "
-                "or 'rules')",
+                f"unknown section {key!r} (expected 'actors', 'lists', 'names', 'forms', "
+                "'actions' or 'rules')",
             )
     return doc
 
@@ -730,6 +823,36 @@ def _add_forms(entry: dict, file: Path, ruleset: RuleSet, problems: _Problems) -
     ruleset.forms[key] = (*known, *[t for t in terms if t.pattern not in have and not t.prefix])
 
 
+def _add_actions(entry: dict, file: Path, ruleset: RuleSet, problems: _Problems) -> None:
+    """Verb forms of an action class in one language (`actions:`). Entries of one action
+    from several files or languages add up, so users extend the shipped lexicon with a
+    file of their own rather than by editing it."""
+    origin = f"{file}:{_line_of(entry)}"
+    action = str(entry.get("action") or "").strip().lower().replace("_", "-")
+    if not re.fullmatch(r"[a-z][a-z-]*", action):
+        problems.add(origin, f"action {action!r}: an action needs a name of letters and '-'")
+        return
+    where = f"action {action!r}"
+    _check_keys(entry, _ACTION_KEYS, where, file, problems)
+    symmetric = entry.get("symmetric", False)
+    if not isinstance(symmetric, bool):
+        problems.add(f"{file}:{_line_of(entry, 'symmetric')}", f"{where}: 'symmetric' is "
+                     "true or false")  # fmt: skip
+        symmetric = False
+    active = _terms(entry, "verbs", where, file, problems)
+    passive = _terms(entry, "passive", where, file, problems)
+    if not active and not passive:
+        problems.add(origin, f"{where}: needs words under 'verbs' (or 'passive')")
+        return
+    known = ruleset.actions.get(action, ActionLexicon(action, origin=origin))
+    ruleset.actions[action] = replace(
+        known,
+        active=(*known.active, *active),
+        passive=(*known.passive, *passive),
+        symmetric=known.symmetric or symmetric,
+    )
+
+
 def expand_forms(node: Node, forms: dict[str, tuple[Term, ...]]) -> Node:
     """The query with every exact term that has listed forms replaced by an OR of it and
     its forms (each keeping the term's fields and what the user wrote, for evidence)."""
@@ -742,7 +865,7 @@ def expand_forms(node: Node, forms: dict[str, tuple[Term, ...]]) -> Node:
                 return node
             variants = [Term(f.pattern, False, f.raw, node.fields) for f in extra]
             return Or((node, *variants))
-        case ActorRef():
+        case ActorRef() | RelationRef():
             return node
         case And() | Or() | AtLeast():
             kids = tuple(expand_forms(c, forms) for c in node.children)
@@ -753,6 +876,16 @@ def expand_forms(node: Node, forms: dict[str, tuple[Term, ...]]) -> Node:
             return Near(expand_forms(node.left, forms), expand_forms(node.right, forms),
                         node.distance)  # fmt: skip
     raise TypeError(node)
+
+
+def _actor_ids(query: Node) -> set[str]:
+    ids = set()
+    for node, _ in walk(query):
+        if isinstance(node, ActorRef):
+            ids.add(node.actor)
+        elif isinstance(node, RelationRef):
+            ids.update(a for a in (node.subject, node.object) if a)
+    return ids
 
 
 def _build_rule(
@@ -779,13 +912,11 @@ def _build_rule(
         problems.add(query_where, f"{where}: needs a non-empty 'query'")
         return None
     try:
-        query = expand_forms(parse_query(query_text, ruleset.lists), ruleset.forms)
+        query = expand_forms(parse_query(query_text, ruleset.lists, ruleset.actions), ruleset.forms)
     except QueryError as exc:
         problems.add(query_where, f"{where}: query: {exc}")
         return None
-    unknown = sorted(
-        {n.actor for n, _ in walk(query) if isinstance(n, ActorRef)} - set(ruleset.actors)
-    )
+    unknown = sorted(_actor_ids(query) - set(ruleset.actors))
     for name in unknown:
         problems.add(query_where, f"{where}: unknown actor @{name}")
     if unknown:

@@ -39,6 +39,7 @@ from monitor.health import (
 )
 from monitor.match import RuleWatcher
 from monitor.pipeline import ParsePool, poll, sync_config
+from monitor.signals import run_signals
 from monitor.store import InstanceLock, StoreLocked, open_store
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,7 @@ class Daemon:
                     pool=self.pool,
                 )
                 self.metrics.observe_cycle(reports)
+            run_signals(store, settings.signals)
             if settings.alerts is not None and not self.stopping.is_set():
                 queue_alert(settings, store, ruleset, now)
             if not self.stopping.is_set():

@@ -10,7 +10,8 @@ Two kinds of evidence link an item to an item already in a story, reported close
   by how rare it is among stored items (inverse document frequency), so `Kosovo` counts for
   little and `Zvečan` or `Lavrov` for much; two items are about the same event when the
   weight of what they share is most of what the smaller one names (`EVENT_SIMILARITY`) and
-  they share at least `MIN_SHARED` names and were reported within `NAME_WINDOW` (36 hours:
+  they share at least `MIN_SHARED` different things (`@kfor` found by the rules and `KFOR`
+  as written are one) and were reported within `NAME_WINDOW` (36 hours:
   the same people and places a few days later are most often another event).
 Two incidents in one town a week apart share the town's name, not an item within the window,
 and stay two stories. A story is open while its last item is younger than `OPEN_WINDOW`.
@@ -245,13 +246,21 @@ class Assigner:
         if when and member.text.when and abs(when - member.text.when) > NAME_WINDOW:
             return 0.0
         shared = arrival.entities & member.entities
-        if len(shared) < MIN_SHARED or _numbers_differ(arrival.entities, member.entities):
+        if _things(shared) < MIN_SHARED or _numbers_differ(arrival.entities, member.entities):
             return 0.0
         smaller = min(self._weight(arrival.entities), self._weight(member.entities))
         return sum(map(self.weights.of, shared)) / smaller if smaller else 0.0
 
     def _weight(self, keys: frozenset[str]) -> float:
         return sum(map(self.weights.of, keys))
+
+
+def _things(keys: frozenset[str]) -> int:
+    """How many different things these keys name: an actor whose id begins like one of the
+    names (`@kfor` and `KFOR`, `@vucic` and `Vučić`) is that name, not a second thing."""
+    names = {k[2:] for k in keys if not k.startswith("e:@")}
+    actors = {k[3:] for k in keys if k.startswith("e:@")}
+    return len(names) + sum(1 for a in actors if a[:NAME_LETTERS] not in names)
 
 
 def _numbers_differ(a: frozenset[str], b: frozenset[str]) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from monitor import __version__
-from monitor.cli import explore, rules, service, sources
+from monitor.cli import explore, rules, service, sources, trends
 from monitor.cli.common import setup_logging
 
 
@@ -55,5 +55,6 @@ for command in (
     rules.rules,
     rules.match_cmd,
     rules.cluster_cmd,
+    trends.trends,
 ):
     main.add_command(command)

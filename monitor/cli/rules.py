@@ -116,7 +116,7 @@ def match_cmd(ctx: click.Context, file: Any, rules_path: str | None) -> None:
             raise MonitorError(f"{file.name}:{number}: not valid JSON: {exc}") from None
         if not isinstance(record, dict):
             raise MonitorError(f"{file.name}:{number}: expected a JSON object")
-        hits = engine.match(item_from_json(record, number))
+        hits, relations = engine.match_with_relations(item_from_json(record, number))
         out = {
             "id": record.get("id", number),
             "hits": [
@@ -127,6 +127,15 @@ def match_cmd(ctx: click.Context, file: Any, rules_path: str | None) -> None:
                     "terms": list(h.terms),
                 }
                 for h in hits
+            ],
+            "relations": [
+                {
+                    "subject": r.subject,
+                    "action": r.action,
+                    "object": r.object,
+                    "sentence": r.sentence,
+                }
+                for r in relations
             ],
         }
         click.echo(json.dumps(out, ensure_ascii=False))

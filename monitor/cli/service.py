@@ -76,6 +76,7 @@ def once(ctx: click.Context, names: tuple[str, ...]) -> None:
     """Poll every source now, whatever its schedule, and store new items and hits."""
     from monitor.match import RuleWatcher
     from monitor.pipeline import poll
+    from monitor.signals import run_signals
     from monitor.store import open_store
 
     settings = settings_of(ctx)
@@ -83,6 +84,7 @@ def once(ctx: click.Context, names: tuple[str, ...]) -> None:
     watcher = RuleWatcher(settings.rules)
     with open_store(settings) as store:
         reports = poll(settings, store, watcher.engine, sources)
+        run_signals(store, settings.signals)
     print_reports(reports)
     if reports and all(r.error for r in reports):
         sys.exit(1)

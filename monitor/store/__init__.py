@@ -2,8 +2,9 @@
 
 One module per family of tables: `sources` (sources and their fetch state), `items` (items,
 the sources that carried them, hits, search, retention), `outbox` (recorded messages, their
-claims and delivery attempts), `service` (heartbeat, instance lock); `base` opens the
-connection and maps every database error to `StoreError`; `migrations` keeps the schema.
+claims and delivery attempts), `service` (heartbeat, instance lock), `signals` (relations,
+detector series, signals); `base` opens the connection and maps every database error to
+`StoreError`; `migrations` keeps the schema.
 
     with open_store(settings) as store:
         store.sync_sources(settings.sources)
@@ -17,6 +18,7 @@ from monitor.store.base import AlreadyClaimed, StoreBase, StoreLocked, guard_err
 from monitor.store.items import ItemTable
 from monitor.store.outbox import OutboxTable
 from monitor.store.service import InstanceLock, ServiceTable
+from monitor.store.signals import SignalTable
 
 if TYPE_CHECKING:
     from monitor.config import Settings
@@ -25,7 +27,7 @@ __all__ = ["AlreadyClaimed", "InstanceLock", "Store", "StoreLocked", "open_store
 
 
 @guard_errors
-class Store(ItemTable, OutboxTable, ServiceTable, StoreBase):
+class Store(ItemTable, OutboxTable, ServiceTable, SignalTable, StoreBase):
     """The database of one service. A context manager: `with Store(path) as store: ...`."""
 
 

@@ -15,6 +15,7 @@ from monitor.models import CycleOutcome, Evidence, Hit, Item, SearchResult, Stor
 from monitor.normalise import fold
 from monitor.searchtext import parse_search, snippet
 from monitor.store.assignment import AssignmentTable
+from monitor.store.signals import SignalTable
 from monitor.store.sources import SourceTable
 
 _UNDELIVERED = """
@@ -50,7 +51,7 @@ _DOOMED = """
 """
 
 
-class ItemTable(AssignmentTable, SourceTable):
+class ItemTable(AssignmentTable, SourceTable, SignalTable):
     def find_known(
         self, items: Sequence[Item], identities: Sequence[Identity] | None = None
     ) -> dict[str, str]:
@@ -125,6 +126,7 @@ class ItemTable(AssignmentTable, SourceTable):
                 [{"key": k, "item_id": item_id} for o, _ in saves for k, item_id in o.keys],
             )
             self._count_entities(k for o, _ in saves for k, _ in o.keys)
+            self._save_relations([r for o, _ in saves for r in o.relations], stamp)
             for outcome, next_check in saves:
                 self._record_status(outcome, stamp, iso(next_check), flag_before)
 
@@ -158,6 +160,7 @@ class ItemTable(AssignmentTable, SourceTable):
             self.conn.execute("DELETE FROM items WHERE id IN (SELECT id FROM temp.doomed)")
             # A tombstone older than the retention age has done its job.
             self.conn.execute("DELETE FROM pruned_items WHERE pruned_at < ?", [cutoff])
+            self._prune_signal_history(cutoff)
             self.conn.execute("DROP TABLE temp.doomed")
         return int(count)
 

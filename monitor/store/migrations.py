@@ -246,6 +246,41 @@ def _drop_unfolded_index(db: Database) -> None:
     db.execute("DROP TABLE IF EXISTS items_fts")
 
 
+def _add_signals(db: Database) -> None:
+    """What the detectors keep (store/signals.py, signals.py): relations found in items; each
+    series' stories and each story's outlets, with when they were first seen; the signals
+    raised, and the alerts' claims on them. Items stored before are taken in on the next
+    tick, oldest first, so an upgraded database starts with its history."""
+    db.execute(
+        "CREATE TABLE relations (id INTEGER PRIMARY KEY, item_id TEXT REFERENCES items(id) "
+        "ON DELETE CASCADE, subject TEXT, action TEXT, object TEXT, field TEXT, sentence TEXT, "
+        'start INTEGER, "end" INTEGER, verb TEXT, voice TEXT, spans TEXT, created_at TEXT)'
+    )
+    db.execute("CREATE INDEX relations_item ON relations (item_id)")
+    db.execute("CREATE INDEX relations_parties ON relations (subject, action, object)")
+    db.execute(
+        "CREATE TABLE story_marks (series TEXT, story TEXT, at TEXT, PRIMARY KEY (series, story))"
+    )
+    db.execute("CREATE INDEX story_marks_series_at ON story_marks (series, at)")
+    db.execute("CREATE INDEX story_marks_story ON story_marks (story)")
+    db.execute(
+        "CREATE TABLE story_outlets (story TEXT, source TEXT, at TEXT, PRIMARY KEY (story, source))"
+    )
+    db.execute("CREATE INDEX story_outlets_at ON story_outlets (at)")
+    db.execute(
+        "CREATE TABLE signals (id INTEGER PRIMARY KEY, kind TEXT, at TEXT, series TEXT, "
+        "actors TEXT, rule TEXT, story TEXT, count INTEGER, baseline REAL, p REAL, window TEXT, "
+        "per_day REAL, history_days INTEGER)"
+    )
+    db.execute("CREATE INDEX signals_at ON signals (at)")
+    db.execute("CREATE INDEX signals_series ON signals (kind, series, at)")
+    db.execute(
+        "CREATE TABLE signal_claims (name TEXT, signal_id INTEGER REFERENCES signals(id), "
+        "digest_id INTEGER REFERENCES digests(id), PRIMARY KEY (name, signal_id))"
+    )
+    db.execute("CREATE TABLE signal_progress (key TEXT PRIMARY KEY, value TEXT)")
+
+
 MIGRATIONS: list[Callable[[Database], None]] = [
     _v1,
     _add_service_state,
@@ -256,6 +291,7 @@ MIGRATIONS: list[Callable[[Database], None]] = [
     _add_stories,
     _add_entity_counts,
     _drop_unfolded_index,
+    _add_signals,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -142,7 +142,7 @@ class DigestSettings:
     title: str = ""
     send_empty: bool = False
     group_by: str = "rule"  # rule | actor
-    max_stories: int = 200  # listed in one message; the rest are counted, not listed
+    max_stories: int = 80  # listed in one message; the rest are counted, not listed
     catch_up: int = 43200  # seconds: a run missed while the service was down is sent this late
     backfill: int = 0  # seconds of hits before its first run that a new digest includes
     languages: tuple[str, ...] = ()  # item languages kept (codes or groups); () keeps all
@@ -595,7 +595,7 @@ class _Reader:
             title=self.get(data, "title", where, str, ""),
             send_empty=self.get(data, "send_empty", where, bool, False),
             group_by=self.get(data, "group_by", where, str, "rule"),
-            max_stories=self.get(data, "max_stories", where, int, 200),
+            max_stories=self.get(data, "max_stories", where, int, 80),
             catch_up=self.duration(data, "catch_up", where, 43200, zero=True),
             backfill=self.duration(data, "backfill", where, 0, zero=True),
             languages=self.strings(data, "languages", where),

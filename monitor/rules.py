@@ -831,7 +831,7 @@ def _placing(
         problems.add(f"{file}:{_line_of(entry, 'section')}", message)
         return None
     if order is not None and (isinstance(order, bool) or not isinstance(order, int)):
-        message = f"{where}: order must be a whole number, got {_short(order)}"
+        message = f"{where}: order must be a whole number, got {_short(repr(order))}"
         problems.add(f"{file}:{_line_of(entry, 'order')}", message)
         return None
     return " ".join(section.split()), order

@@ -132,7 +132,10 @@ def send_alerts(
     now: datetime | None = None,
     wait: bool = True,
 ) -> AlertCheck:
-    """Queue the due alert, then deliver whatever the outbox holds."""
+    """Queue the due alert and the channels' pushes, then deliver whatever the outbox holds."""
+    from monitor.notify import queue_pushes  # notify builds on this module
+
     check = queue_alert(settings, store, ruleset, now, wait)
+    queue_pushes(settings, store, ruleset, now)
     deliver_pending(store, deliverer_for(settings), now)
     return check

@@ -146,6 +146,7 @@ class DigestSettings:
     catch_up: int = 43200  # seconds: a run missed while the service was down is sent this late
     backfill: int = 0  # seconds of hits before its first run that a new digest includes
     languages: tuple[str, ...] = ()  # item languages kept (codes or groups); () keeps all
+    chart: bool = False  # a PNG of mentions per actor per day when it covers several days
 
     def trigger(self) -> CronTrigger:
         return CronTrigger.from_crontab(self.schedule, timezone=ZoneInfo(self.timezone))
@@ -577,6 +578,7 @@ class _Reader:
             "catch_up",
             "backfill",
             "languages",
+            "chart",
         }
         self.check_keys(data, allowed, where)
         name = self.get(data, "name", where, str, "")
@@ -599,6 +601,7 @@ class _Reader:
             catch_up=self.duration(data, "catch_up", where, 43200, zero=True),
             backfill=self.duration(data, "backfill", where, 0, zero=True),
             languages=self.strings(data, "languages", where),
+            chart=self.get(data, "chart", where, bool, False),
         )
         unknown = [code for code in digest.languages if not known(code)]
         if unknown:

@@ -248,6 +248,10 @@ def collect(
         omitted=omitted,
         web_view=ui.base_url,
     )
+    if digest.chart and kind == "digest":
+        from monitor.chart import chart_png, mentions
+
+        result.chart = chart_png(mentions(rows, actor_names, tz))
     result.subject = alert_subject(result) if kind == "alert" else digest_subject(result)
     return result
 

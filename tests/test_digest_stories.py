@@ -255,3 +255,28 @@ def test_the_web_view_address_is_checked(tmp_path):
 
     with pytest.raises(ConfigError, match=r"ui\.base_url: expected an http\(s\) address"):
         settings_for(tmp_path, None, DAILY + '\n[ui]\nbase_url = "watch.example.org"\n')
+
+
+def test_a_digest_over_several_days_carries_an_inline_chart(tmp_path, smtp_server):
+    settings = settings_for(tmp_path, smtp_server, DAILY + "chart = true\n")
+    store = Store(settings.database)
+    for day in (21, 22, 22, 23, 24):
+        add_story(store, f"Kosovo and Serbia talks, round {day} in Brussels {day * 7}",
+                  "Serbia and Kosovo met again.", published=f"2022-11-{day}T09:00:00Z",
+                  source=f"Paper {day}")  # fmt: skip
+    send_digests(settings, store, RULES, now=T0)
+    raw = smtp_server.inbox.envelopes[0][2]
+    message = smtp_server.inbox.messages()[0]
+    related = next(p for p in message.walk() if p.get_content_type() == "multipart/related")
+    html_part, image = related.get_payload()
+    assert image.get_content_type() == "image/png" and image["Content-ID"] == "<chart@news-monitor>"
+    assert image.get_content().startswith(b"\x89PNG")
+    assert 'src="cid:chart@news-monitor"' in html_part.get_content()
+    assert len(raw) < MESSAGE_BUDGET
+    # a digest of one day has no chart
+    store2 = Store(tmp_path / "other.db")
+    add_story(store2, "Kosovo assembly meets", "Kosovo.", published="2022-11-24T09:00:00Z")
+    from monitor.digest import collect
+
+    one_day = collect(store2, settings.digests[0], RULES, T0)
+    assert one_day.chart == b""

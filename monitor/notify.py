@@ -20,8 +20,6 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from email.utils import make_msgid
 
-import apprise
-
 from monitor.alerts import unalerted
 from monitor.clock import utcnow
 from monitor.config import (
@@ -172,6 +170,8 @@ class ApprisePusher:
         return f"notify {self.channel.name} ({len(urls)} URL{'s' if len(urls) > 1 else ''})"
 
     def _notify(self, urls: list[str], push: dict[str, str]) -> bool:
+        import apprise  # about 0.5 s to import: only processes that push pay for it
+
         target = apprise.Apprise()
         for number, url in enumerate(urls, 1):
             if not target.add(url):

@@ -126,6 +126,7 @@ class RuleSet:
     lists: dict[str, Node] = field(default_factory=dict)  # `$name` in queries
     forms: dict[str, tuple[Term, ...]] = field(default_factory=dict)  # word -> its forms
     list_origins: dict[str, str] = field(default_factory=dict)
+    _ranks: dict[str, tuple[float, int]] = field(default_factory=dict, repr=False, compare=False)
 
     def rule(self, rule_id: str) -> Rule:
         for rule in self.rules:
@@ -135,10 +136,12 @@ class RuleSet:
 
     def rank(self, rule_id: str) -> tuple[float, int]:
         """A rule's place in digests: by its `order`, then the order the files give."""
-        for index, rule in enumerate(self.rules):
-            if rule.id == rule_id:
-                return (rule.order if rule.order is not None else float("inf"), index)
-        return (float("inf"), len(self.rules))
+        if len(self._ranks) != len(self.rules):  # built once per rule set, on first use
+            self._ranks = {
+                rule.id: (rule.order if rule.order is not None else float("inf"), index)
+                for index, rule in enumerate(self.rules)
+            }
+        return self._ranks.get(rule_id, (float("inf"), len(self.rules)))
 
 
 # --- query parsing ------------------------------------------------------------------------

@@ -8,7 +8,9 @@ one message when the hour allows, so a flood becomes one message rather than a h
 
 Alerts claim their hits under their own name ("alert:<name>") through the same outbox as the
 digests: recorded with the hits in one transaction before sending, so each hit is alerted at
-most once whatever crashes, and still appears in every digest that covers it."""
+most once whatever crashes, and still appears in every digest that covers it. Alerts are per
+story: once a story was alerted, later hits on it (other outlets picking it up) are left to
+the digests."""
 
 from __future__ import annotations
 
@@ -19,7 +21,17 @@ from datetime import datetime, timedelta
 from monitor.clock import utcnow
 from monitor.config import AlertSettings, DigestSettings, Settings
 from monitor.deliver import deliver_pending, deliverer_for
-from monitor.digest import PRIORITY_ORDER, BuiltMessage, collect, record, render, selects, sender_of
+from monitor.digest import (
+    PRIORITY_ORDER,
+    BuiltMessage,
+    collect,
+    operator_of,
+    record,
+    render,
+    selects,
+    sender_of,
+)
+from monitor.models import StoredHit
 from monitor.rules import RuleSet
 from monitor.signalalerts import queue_signal_alert
 from monitor.store import Store
@@ -50,6 +62,13 @@ def as_digest(alerts: AlertSettings) -> DigestSettings:
     )
 
 
+def unalerted(store: Store, claim: str, hits: list[StoredHit]) -> list[StoredHit]:
+    """Hits of stories not alerted yet under `claim`: a story goes out once, and more
+    outlets picking it up later go into the next digest instead."""
+    done = store.alerted_stories(claim, {h.story_id for h in hits}) if hits else set()
+    return [h for h in hits if h.story_id not in done]
+
+
 def check_alert(
     settings: Settings,
     store: Store,
@@ -70,6 +89,7 @@ def check_alert(
         for h in store.undelivered_hits(config.claim, since=now - timedelta(seconds=config.max_age))
         if PRIORITY_ORDER.get(h.priority, 9) <= floor and selects(as_dig, h.rule, ruleset)
     ]
+    hits = unalerted(store, config.claim, hits)
     if not hits:
         return AlertCheck(None, f"no new {config.priority} hits")
     ready = min(h.created_at for h in hits) + timedelta(seconds=config.batch)
@@ -80,8 +100,9 @@ def check_alert(
         reopens = recent[-config.max_per_hour] + HOUR
         reason = f"{len(hits)} hits held back: {config.max_per_hour} alerts in the last hour"
         return AlertCheck(None, reason, reopens)
-    digest = collect(store, as_dig, ruleset, now, hits=hits, kind="alert")
-    return AlertCheck(render(digest, sender_of(settings), list(config.to)), "ready")
+    digest = collect(store, as_dig, ruleset, now, hits=hits, kind="alert", ui=settings.ui)
+    built = render(digest, sender_of(settings), list(config.to), operator_of(settings))
+    return AlertCheck(built, "ready")
 
 
 def queue_alert(
@@ -113,7 +134,10 @@ def send_alerts(
     now: datetime | None = None,
     wait: bool = True,
 ) -> AlertCheck:
-    """Queue the due alert, then deliver whatever the outbox holds."""
+    """Queue the due alert and the channels' pushes, then deliver whatever the outbox holds."""
+    from monitor.notify import queue_pushes  # notify builds on this module
+
     check = queue_alert(settings, store, ruleset, now, wait)
+    queue_pushes(settings, store, ruleset, now)
     deliver_pending(store, deliverer_for(settings), now)
     return check

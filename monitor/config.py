@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import soupsieve
@@ -141,10 +142,11 @@ class DigestSettings:
     title: str = ""
     send_empty: bool = False
     group_by: str = "rule"  # rule | actor
-    max_stories: int = 200  # listed in one message; the rest are counted, not listed
+    max_stories: int = 80  # listed in one message; the rest are counted, not listed
     catch_up: int = 43200  # seconds: a run missed while the service was down is sent this late
     backfill: int = 0  # seconds of hits before its first run that a new digest includes
     languages: tuple[str, ...] = ()  # item languages kept (codes or groups); () keeps all
+    chart: bool = False  # a PNG of mentions per actor per day when it covers several days
 
     def trigger(self) -> CronTrigger:
         return CronTrigger.from_crontab(self.schedule, timezone=ZoneInfo(self.timezone))
@@ -192,6 +194,37 @@ class SignalSettings:
 
 
 @dataclass(frozen=True)
+class UiSettings:
+    """The web view (`[ui]`); digests link a story's page there when `base_url` is set."""
+
+    base_url: str = ""  # e.g. "https://monitor.example.org", without a trailing slash
+
+    def story_url(self, story_id: str) -> str:
+        return f"{self.base_url}/-/story/{quote(story_id, safe='')}" if self.base_url else ""
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    """A push channel (`[[notify]]`): Apprise URLs that get each urgent story once, and
+    optionally a note when a named digest goes out. `${VAR}` in a URL is read from the
+    environment when a notification is sent, so tokens never sit in the config file."""
+
+    name: str
+    urls: tuple[str, ...]
+    rules: tuple[str, ...] = ("*",)  # the alert rule set: rule ids or globs ...
+    tags: tuple[str, ...] = ()  # ... or rules carrying any of these tags
+    priority: str = "urgent"  # stories with a hit of at least this priority
+    max_age: int = 86400  # older hits are left to the digests
+    digests: tuple[str, ...] = ()  # digest names announced here when they are sent
+    max_per_hour: int = 20  # a flood waits: at most this many pushes an hour
+
+    @property
+    def claim(self) -> str:
+        """The name under which this channel claims hits, apart from mail's claims."""
+        return f"notify:{self.name}"
+
+
+@dataclass(frozen=True)
 class Settings:
     path: Path
     database: Path
@@ -206,12 +239,46 @@ class Settings:
     signals: SignalSettings = SignalSettings()
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
+    ui: UiSettings = field(default_factory=UiSettings)
+    notify: tuple[NotifySettings, ...] = ()
+    operator: str = ""  # the operator's address: where List-Unsubscribe requests go
 
     def source(self, name: str) -> Source:
         for source in self.sources:
             if source.name == name:
                 return source
         raise ConfigError(f"{self.path}: no source named {name!r}")
+
+
+_SCHEME_RE = re.compile(r"^[a-z][a-z0-9+.-]*://", re.I)
+_VARIABLE_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# `scheme://user:password@host`: a password written into the file
+_USERINFO_RE = re.compile(r"^[^:]+://[^/@]*:([^/@]+)@")
+
+
+def notify_url_problem(url: str) -> str:
+    """Why an Apprise URL may not stand in the config file, or "" when it may: it needs a
+    scheme, and a password in it must come from the environment (`${VAR}`)."""
+    if not _SCHEME_RE.match(url):
+        return "expected an Apprise URL such as 'ntfy://topic' or 'json://host/path'"
+    password = _USERINFO_RE.match(url)
+    if password and not _VARIABLE_RE.fullmatch(password.group(1)):
+        return "a password in a URL must come from the environment, e.g. user:${CHAT_PASSWORD}@"
+    return ""
+
+
+def expand_secrets(url: str) -> str:
+    """An Apprise URL with each `${VAR}` replaced by that secret from the environment
+    (`secret`: the variable, or the file `VAR_FILE` names). Raises ConfigError naming the
+    variable, never its value, when one is unset."""
+
+    def value(match: re.Match[str]) -> str:
+        found = secret(match.group(1))
+        if not found:
+            raise ConfigError(f"{match.group(1)}: not set in the environment (used in a URL)")
+        return found
+
+    return _VARIABLE_RE.sub(value, url)
 
 
 def parse_duration(value: Any) -> int:
@@ -338,21 +405,14 @@ class _Reader:
     def settings(self, data: dict) -> Settings:
         self.check_keys(
             data,
-            {
-                "monitor",
-                "sources",
-                "smtp",
-                "digests",
-                "fetch",
-                "alerts",
-                "retention",
-                "health",
-                "signals",
-            },
+            {"monitor", "sources", "smtp", "digests", "fetch", "alerts", "retention", "health"}
+            | {"signals", "ui", "notify"},
             "",
         )
         main = self.table(data, "monitor")
-        self.check_keys(main, {"database", "rules", "outbox", "busy_timeout"}, "monitor")
+        self.check_keys(
+            main, {"database", "rules", "outbox", "busy_timeout", "operator"}, "monitor"
+        )
         sources = self.get(data, "sources", "", list, [])
         digests = self.get(data, "digests", "", list, [])
         smtp = self.table(data, "smtp") if "smtp" in data else None
@@ -371,10 +431,64 @@ class _Reader:
             retention=self.retention(self.table(data, "retention")),
             health=self.health(self.table(data, "health")),
             signals=self.signals(self.table(data, "signals")),
+            ui=self.ui(self.table(data, "ui")),
+            notify=tuple(
+                self.notify(n, i) for i, n in enumerate(self.get(data, "notify", "", list, []))
+            ),
+            operator=self.get(main, "operator", "monitor", str, "").strip(),
         )
+        if settings.operator:
+            self.addresses((settings.operator,), "monitor.operator")
         self.unique([s.name for s in settings.sources], "sources")
         self.unique([d.name for d in settings.digests], "digests")
+        self.unique([n.name for n in settings.notify], "notify")
+        digests = {d.name for d in settings.digests}
+        for index, channel in enumerate(settings.notify):
+            for name in channel.digests:
+                if name not in digests:
+                    raise self.fail(f"notify[{index}] ({channel.name}).digests",
+                                    f"no digest named {name!r}")  # fmt: skip
         return settings
+
+    def ui(self, data: dict) -> UiSettings:
+        self.check_keys(data, {"base_url"}, "ui")
+        base = self.get(data, "base_url", "ui", str, "").strip().rstrip("/")
+        if base and not re.match(r"^https?://[^/\s]+", base):
+            raise self.fail("ui.base_url", f"expected an http(s) address, got {base!r}")
+        return UiSettings(base_url=base)
+
+    def notify(self, data: Any, index: int) -> NotifySettings:
+        where = f"notify[{index}]"
+        if not isinstance(data, dict):
+            raise self.fail(where, "expected a table ([[notify]])")
+        self.check_keys(data, set(NotifySettings.__dataclass_fields__), where)
+        name = self.get(data, "name", where, str, "").strip()
+        if not name:
+            raise self.fail(f"{where}.name", "every notify channel needs a name")
+        where = f"{where} ({name})"
+        urls = self.strings(data, "urls", where)
+        if not urls:
+            raise self.fail(f"{where}.urls", 'expected Apprise URLs, e.g. ["ntfy://${TOPIC}"]')
+        for url in urls:
+            problem = notify_url_problem(url)
+            if problem:
+                raise self.fail(f"{where}.urls", problem)
+        rules, tags = self.strings(data, "rules", where), self.strings(data, "tags", where)
+        channel = NotifySettings(
+            name=name,
+            urls=urls,
+            rules=rules or (() if tags else ("*",)),
+            tags=tags,
+            priority=self.get(data, "priority", where, str, "urgent"),
+            max_age=self.duration(data, "max_age", where, 86400),
+            digests=self.strings(data, "digests", where),
+            max_per_hour=self.get(data, "max_per_hour", where, int, 20),
+        )
+        if channel.priority not in PRIORITIES:
+            raise self.fail(f"{where}.priority", f"expected one of {', '.join(PRIORITIES)}")
+        if isinstance(channel.max_per_hour, bool) or channel.max_per_hour < 1:
+            raise self.fail(f"{where}.max_per_hour", "expected a whole number of at least 1")
+        return channel
 
     def unique(self, names: list[str], key: str) -> None:
         seen = set()
@@ -480,6 +594,7 @@ class _Reader:
             "catch_up",
             "backfill",
             "languages",
+            "chart",
         }
         self.check_keys(data, allowed, where)
         name = self.get(data, "name", where, str, "")
@@ -498,10 +613,11 @@ class _Reader:
             title=self.get(data, "title", where, str, ""),
             send_empty=self.get(data, "send_empty", where, bool, False),
             group_by=self.get(data, "group_by", where, str, "rule"),
-            max_stories=self.get(data, "max_stories", where, int, 200),
+            max_stories=self.get(data, "max_stories", where, int, 80),
             catch_up=self.duration(data, "catch_up", where, 43200, zero=True),
             backfill=self.duration(data, "backfill", where, 0, zero=True),
             languages=self.strings(data, "languages", where),
+            chart=self.get(data, "chart", where, bool, False),
         )
         unknown = [code for code in digest.languages if not known(code)]
         if unknown:

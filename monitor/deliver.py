@@ -127,10 +127,47 @@ def envelope(recipients: list[str]) -> list[str]:
     return [address for _, address in getaddresses(recipients) if address]
 
 
+class Router:
+    """Mail for digests and alerts; each push channel's deliverer for the messages recorded
+    under its name (`notify:<name>`, see notify.py)."""
+
+    def __init__(self, mail: Deliverer, channels: dict[str, Deliverer]) -> None:
+        self.mail = mail
+        self.channels = channels
+
+    def route(self, name: str) -> Deliverer:
+        if name.startswith(PUSH_PREFIX):
+            return self.channels.get(name) or _Unconfigured(name)
+        return self.mail
+
+    def send(self, message: bytes, recipients: list[str], message_id: str) -> str:
+        return self.mail.send(message, recipients, message_id)
+
+
+PUSH_PREFIX = "notify:"
+
+
+class _Unconfigured:
+    """A push recorded for a channel the config no longer has: refused for good."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def send(self, message: bytes, recipients: list[str], message_id: str) -> str:
+        raise PermanentDeliveryError(f"{self.name}: no such [[notify]] channel any more")
+
+
 def deliverer_for(settings: Settings) -> Deliverer:
-    if settings.smtp is not None:
-        return SmtpDeliverer(settings.smtp)
-    return OutboxDeliverer(settings.outbox)
+    from monitor.notify import pushers  # Apprise is loaded only by services that push
+
+    mail: Deliverer = (
+        SmtpDeliverer(settings.smtp)
+        if settings.smtp is not None
+        else OutboxDeliverer(settings.outbox)
+    )
+    if not settings.notify:
+        return mail
+    return Router(mail, dict(pushers(settings)))
 
 
 def deliver_pending(
@@ -152,7 +189,8 @@ def deliver_pending(
         # the lease runs on the wall clock: it guards against other live processes
         if not store.lease_digest(message.id, now, max(now, utcnow()) + LEASE):
             continue  # another process or thread is sending it right now
-        outcome = _attempt(store, deliverer, message, now, stop)
+        target = deliverer.route(message.name) if isinstance(deliverer, Router) else deliverer
+        outcome = _attempt(store, target, message, now, stop)
         if observe is not None:
             observe(outcome)
         sent += outcome == "sent"
@@ -256,6 +294,10 @@ def send_digests(
         digest_id = record(store, message)
         if digest_id is None:
             continue
+        if settings.notify:
+            from monitor.notify import queue_digest_note
+
+            queue_digest_note(settings, store, message)
         log.info(
             "digest %s #%d: %d hits recorded for delivery",
             message.digest.settings.name,

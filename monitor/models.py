@@ -252,6 +252,11 @@ class StoredHit:
     source: str  # where it was first seen
     source_links: tuple[tuple[str, str], ...]  # (source, its address for the item), first first
     lang: str = ""  # the item's detected language
+    story: str = ""  # the story the item belongs to (stories.py); "" means its own
+
+    @property
+    def story_id(self) -> str:
+        return self.story or self.item_id
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -259,6 +264,53 @@ class StoredHit:
 
     def field_text(self, name: str) -> str:
         return getattr(self, name) or ""
+
+
+@dataclass(frozen=True)
+class Outlet:
+    """One outlet that carried a story: its first copy, when and where."""
+
+    source: str
+    url: str
+    published: str  # ISO 8601 UTC (or a bare day) the outlet gave, "" when unknown
+    seen: str  # ISO 8601 UTC: when this service first saw the outlet's copy
+    lang: str = ""
+    kind: str = ""  # one of provenance.OUTLET_KINDS, from the source's tags; "" if untagged
+
+    @property
+    def reported(self) -> str:
+        """When the outlet reported it: its published time, else when it was first seen."""
+        return self.published or self.seen
+
+
+@dataclass(frozen=True)
+class StoryProvenance:
+    """Who reported a story: every outlet, the first report first (by published time, then
+    by first seen), with the languages and kinds of outlet among them."""
+
+    story: str
+    title: str
+    outlets: tuple[Outlet, ...]
+
+    @property
+    def first(self) -> Outlet | None:
+        return self.outlets[0] if self.outlets else None
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(o.lang for o in self.outlets if o.lang))
+
+    def kinds(self) -> dict[str, int]:
+        """Outlets per kind, most first (untagged outlets are not counted)."""
+        counts: dict[str, int] = {}
+        for outlet in self.outlets:
+            if outlet.kind:
+                counts[outlet.kind] = counts.get(outlet.kind, 0) + 1
+        return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+    def new_since(self, moment: str) -> int:
+        """Outlets first seen at or after `moment` (ISO): the story's growth since then."""
+        return sum(1 for o in self.outlets if o.seen >= moment) if moment else 0
 
 
 OutboxState = Literal["pending", "sent", "failed"]

@@ -146,6 +146,12 @@ class Rule:
     tags: tuple[str, ...] = ()
     description: str = ""
     origin: str = ""
+    section: str = ""  # the digest section its stories go under; "" = the rule's title
+    order: int | None = None  # the section's place in digests; None = after, in file order
+
+    @property
+    def heading(self) -> str:
+        return self.section or self.title
 
 
 @dataclass
@@ -157,12 +163,22 @@ class RuleSet:
     forms: dict[str, tuple[Term, ...]] = field(default_factory=dict)  # word -> its forms
     list_origins: dict[str, str] = field(default_factory=dict)
     actions: dict[str, ActionLexicon] = field(default_factory=dict)  # relations.py
+    _ranks: dict[str, tuple[float, int]] = field(default_factory=dict, repr=False, compare=False)
 
     def rule(self, rule_id: str) -> Rule:
         for rule in self.rules:
             if rule.id == rule_id:
                 return rule
         raise KeyError(rule_id)
+
+    def rank(self, rule_id: str) -> tuple[float, int]:
+        """A rule's place in digests: by its `order`, then the order the files give."""
+        if len(self._ranks) != len(self.rules):  # built once per rule set, on first use
+            self._ranks = {
+                rule.id: (rule.order if rule.order is not None else float("inf"), index)
+                for index, rule in enumerate(self.rules)
+            }
+        return self._ranks.get(rule_id, (float("inf"), len(self.rules)))
 
 
 # --- query parsing ------------------------------------------------------------------------
@@ -524,7 +540,7 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _con
 _SECTIONS = ("actors", "lists", "names", "forms", "actions", "rules")
 _ACTION_KEYS = {"action", "lang", "verbs", "passive", "symmetric", "description"}
 _ACTOR_KEYS = {"id", "name", "kind", "aliases", "context", "exclude", "window", "description"}
-_RULE_KEYS = {"id", "title", "description", "priority", "tags", "query"}
+_RULE_KEYS = {"id", "title", "description", "priority", "tags", "query", "section", "order"}
 
 
 class _Problems:
@@ -921,9 +937,14 @@ def _build_rule(
         problems.add(query_where, f"{where}: unknown actor @{name}")
     if unknown:
         return None
+    placing = _placing(entry, where, file, problems)
+    if placing is None:
+        return None
     return Rule(
         id=rule_id,
         title=str(entry.get("title") or local_id),
+        section=placing[0],
+        order=placing[1],
         query=query,
         query_text=" ".join(query_text.split()),
         priority=priority,  # type: ignore[arg-type]
@@ -931,3 +952,20 @@ def _build_rule(
         description=str(entry.get("description") or ""),
         origin=origin,
     )
+
+
+def _placing(
+    entry: dict, where: str, file: str, problems: _Problems
+) -> tuple[str, int | None] | None:
+    """`section` (a heading, text) and `order` (a whole number) of a rule, or None when
+    either is wrong."""
+    section, order = entry.get("section", ""), entry.get("order")
+    if not isinstance(section, str) or (section == "" and "section" in entry):
+        message = f"{where}: section must be a heading (text), got {_short(section)}"
+        problems.add(f"{file}:{_line_of(entry, 'section')}", message)
+        return None
+    if order is not None and (isinstance(order, bool) or not isinstance(order, int)):
+        message = f"{where}: order must be a whole number, got {_short(repr(order))}"
+        problems.add(f"{file}:{_line_of(entry, 'order')}", message)
+        return None
+    return " ".join(section.split()), order

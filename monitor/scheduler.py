@@ -38,6 +38,7 @@ from monitor.health import (
     record_heartbeat,
 )
 from monitor.match import RuleWatcher
+from monitor.notify import queue_pushes
 from monitor.pipeline import ParsePool, poll, sync_config
 from monitor.signals import run_signals
 from monitor.store import InstanceLock, StoreLocked, open_store
@@ -107,6 +108,8 @@ class Daemon:
             run_signals(store, settings.signals)
             if settings.alerts is not None and not self.stopping.is_set():
                 queue_alert(settings, store, ruleset, now)
+            if settings.notify and not self.stopping.is_set():
+                queue_pushes(settings, store, ruleset, now)
             if not self.stopping.is_set():
                 deliver_pending(
                     store, deliverer_for(settings), now, self.stopping,

@@ -8,11 +8,12 @@ Two kinds of evidence link an item to an item already in a story, reported close
   the proper names of title and teaser (folded, transliterated and cut to their first
   letters, so `Zvečanu`, `Звечан` and `Zveçan` are one name) and the numbers. Each is weighed
   by how rare it is among stored items (inverse document frequency), so `Kosovo` counts for
-  little and `Zvečan` or `Lavrov` for much; two items are about the same event when the
-  weight of what they share is most of what the smaller one names (`EVENT_SIMILARITY`) and
-  they share at least `MIN_SHARED` different things (`@kfor` found by the rules and `KFOR`
-  as written are one) and were reported within `NAME_WINDOW` (36 hours:
-  the same people and places a few days later are most often another event).
+  little and `Zvečan` or `Lavrov` for much. Two items are about the same event when they
+  come from two outlets, were reported within `NAME_WINDOW` (36 hours: the same people and
+  places a few days later are most often another event), share at least `MIN_SHARED`
+  different things (`@kfor` found by the rules and `KFOR` as written are one), name no
+  conflicting numbers, and the weight of what they share is at least `EVENT_SIMILARITY` of
+  what the smaller one names.
 Two incidents in one town a week apart share the town's name, not an item within the window,
 and stay two stories. A story is open while its last item is younger than `OPEN_WINDOW`.
 
@@ -242,6 +243,8 @@ class Assigner:
         return best
 
     def _similarity(self, arrival: Arrival, member: Member) -> float:
+        if arrival.identity.text.source == member.text.source:
+            return 0.0  # an outlet's next report on the same names is most often news of its own
         when = arrival.identity.text.when or self.now
         if when and member.text.when and abs(when - member.text.when) > NAME_WINDOW:
             return 0.0

@@ -62,6 +62,8 @@ class FeedServer:
         self.routes: dict[str, Response] = {}
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.timeline: list[tuple[str, float, float]] = []  # (path, start, end), monotonic
+        self.posts: list[tuple[str, bytes]] = []  # (path, body) of each POST accepted
+        self.refuse_posts = 0  # answer this many POSTs with HTTP 500 first (a webhook down)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -99,6 +101,18 @@ class FeedServer:
                 self.send_header("Content-Length", str(len(response.body)))
                 self.end_headers()
                 self.wfile.write(response.body)
+
+            def do_POST(self) -> None:
+                """A webhook receiver: keeps what it accepts, refuses as scripted."""
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                refused = server.refuse_posts > 0
+                if refused:
+                    server.refuse_posts -= 1
+                else:
+                    server.posts.append((self.path, body))
+                self.send_response(500 if refused else 200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
             def log_message(self, *args: object) -> None:
                 pass

@@ -45,20 +45,26 @@ def add_story(
     published: str = "2022-11-24T07:00:00Z",
     also: tuple[tuple[str, str], ...] = (),
     now: datetime = T0,
+    story: str = "",
+    tags: tuple[str, ...] = (),
+    lang: str = "",
 ) -> str:
     """Store one story as the pipeline would (matched by the test rules); `also` names other
-    sources that carried it, as (source, url). Returns the item id."""
+    sources that carried it, as (source, url); `story` is the id of a story it joins, `tags`
+    the tags of its source. Returns the item id."""
     item_id = hashlib.sha1(f"{source}|{title}".encode()).hexdigest()[:16]
     url = url or f"https://news.example/{item_id}"
-    item = Item(item_id, source, url, "", title, summary, "", published, item_id)
+    item = Item(item_id, source, url, "", title, summary, "", published, item_id, lang)
     hits = [(item_id, h) for h in ENGINE.match(item)]
     assert hits, f"test story matched no rule: {title}"
     names = [source, *(name for name, _ in also)]
     store.sync_sources(
-        [Source(n, f"https://{n.lower().replace(' ', '-')}.example/feed") for n in names]
-    )
+        [Source(n, f"https://{n.lower().replace(' ', '-')}.example/feed",
+                tags=tags if n == source else ()) for n in names]
+    )  # fmt: skip
     next_check = now + timedelta(minutes=30)
-    saves = [(CycleOutcome(source, 200, 1, [item], hits), next_check)]
+    joins = [(item_id, story)] if story else []
+    saves = [(CycleOutcome(source, 200, 1, [item], hits, stories=joins), next_check)]
     for name, other_url in also:
         dup = Item(item_id + name, name, other_url, "", title, summary, "", published, "")
         saves.append((CycleOutcome(name, 200, 1, also_seen=[(item_id, dup)]), next_check))

@@ -90,6 +90,7 @@ def test_two_sites_with_the_same_guid_are_two_stories(tmp_path, feed_server, smt
     })  # fmt: skip
     assert "Kosovo parliament elects new speaker" in text
     assert "KFOR hands over border post to police" in text
+    assert text.count("\n* ") == 2  # two stories in the digest, each from its own outlet
     assert db.execute("SELECT count(*) FROM items").fetchone()[0] == 2
     assert "beta: HTTP 200, 1 parsed, 1 new" in out
 
@@ -146,7 +147,8 @@ def test_near_duplicates_are_listed_once(tmp_path, feed_server, smtp_server, fir
     })  # fmt: skip
     assert text.count("wire.example/1") == 1
     assert "daily.example/2" not in text.split("wire.example/1")[0]  # not a story of its own
-    assert "1 story" in text
+    assert "1 story" in text and text.count("\n* ") == 1
+    assert "first reported by wire" in text and "2 outlets" in text  # the story's provenance
     # recorded as another copy of the same item, with the copy's own link
     copies = db.execute("SELECT source, url FROM item_sources ORDER BY source").fetchall()
     assert copies == [("daily", "https://daily.example/2"), ("wire", "https://wire.example/1")]

@@ -68,7 +68,10 @@ def test_message_is_utf8_multipart_alternative_with_clear_headers(tmp_path, smtp
     assert "Вучић: Србија ће наставити дијалог са Приштином" in text
     assert "Вучић: Србија ће наставити дијалог са Приштином" in html_text
     # published times in the digest's time zone (Europe/Rome, CET in November)
-    assert "24 Nov 2022 08:00 CET" in text and "24 Nov 2022 13:30 CET" in html_text
+    assert "first reported by Wire 08:00" in text and "first reported by RTS 13:30" in html_text
+    # readers filter by list; unsubscribing mails the operator (the sender, unless set)
+    assert message["List-Id"] == "Pregled — Priština <daily.example.org>"
+    assert message["List-Unsubscribe"] == "<mailto:monitor@example.org?subject=unsubscribe%20daily>"
 
 
 def test_html_is_self_contained_and_email_safe(tmp_path, smtp_server):
@@ -119,7 +122,7 @@ def test_feed_content_is_escaped_and_only_web_links_survive(tmp_path, smtp_serve
     assert "javascript:" not in text.lower()
 
 
-def test_grouped_by_rule_urgent_first_each_story_once_with_highlights(tmp_path, smtp_server):
+def test_sections_follow_rule_order_each_story_once_with_highlights(tmp_path, smtp_server):
     settings = settings_for(tmp_path, smtp_server, DAILY)
     store = Store(settings.database)
     stories(store)
@@ -127,20 +130,22 @@ def test_grouped_by_rule_urgent_first_each_story_once_with_highlights(tmp_path, 
     send_digests(settings, store, RULES, now=T0)
     text, html = parts(smtp_server.inbox.messages()[0])
 
-    assert headings(text) == ["[URGENT] KFOR on the ground (1)", "Kosovo (1)",
-                              "Serbia and Kosovo (2)"]  # fmt: skip
-    # the KFOR story matched two rules: listed once, under the urgent one, naming both
+    # sections in the rule files' `order` (the broad "Kosovo" rule last), whatever the titles
+    assert headings(text) == ["[URGENT] KFOR on the ground (1)", "Serbia and Kosovo (2)",
+                              "Kosovo (1)"]  # fmt: skip
+    # the KFOR story matched two rules: listed once, under the first in rule order
     assert text.count("KFOR steps up patrols in northern Kosovo") == 1
     assert html.count(">KFOR steps up patrols in northern Kosovo</a>") == 1
-    assert "Rules: KFOR on the ground, Kosovo · actors: KFOR, Kosovo" in text
+    assert "Why: KFOR on the ground — KFOR, Kosovo (also 1 other rule)" in text
     # matched terms highlighted in both parts
-    assert re.search(r"<mark[^>]*>KFOR</mark> increased <mark[^>]*>patrols</mark>", html)
+    assert re.search(r"<b>KFOR</b> increased <b>patrols</b>", html)
     assert "*KFOR* increased *patrols* around North *Mitrovica*" in text
-    # the overview: stories per rule and per actor
-    assert re.search(r"^\s+4\s+Kosovo$", text, re.M)
+    # the overview counts what the sections hold: the same numbers everywhere
     assert re.search(r"^\s+1\s+KFOR on the ground$", text, re.M)
-    assert re.search(r"By actor:\n\s+3\s+Kosovo\n\s+2\s+Serbia\n\s+1\s+KFOR\n", text)
-    assert "<strong" in html and "By actor: Kosovo&nbsp;3" in html
+    assert re.search(r"^\s+2\s+Serbia and Kosovo$", text, re.M)
+    assert re.search(r"^\s+1\s+Kosovo$", text, re.M)
+    assert "Actors: Kosovo 3, Serbia 2, KFOR 1" in text
+    assert "Serbia and Kosovo&nbsp;2" in html and "Actors: Kosovo&nbsp;3" in html
 
 
 def test_grouped_by_actor(tmp_path, smtp_server):
@@ -168,7 +173,7 @@ def test_same_story_from_several_sources_is_one_entry_listing_them(
     send_digests(settings, store, RULES)
     text, html = parts(smtp_server.inbox.messages()[0])
     assert text.count("Serbia and Kosovo agree to end licence plate dispute") == 1
-    assert "Wire, Partner · 23 Nov 2022 23:05 CET" in text
+    assert "first reported by Wire 23 Nov 23:05 · 2 outlets" in text
     # each source linked to its own copy of the story
     assert 'href="https://partner.example/world/2022/11/24/serbia-kosovo-plates"' in html
 
@@ -284,9 +289,11 @@ def test_a_flood_is_counted_but_only_max_stories_are_listed(tmp_path, smtp_serve
     assert built.digest.stories == 4 and built.digest.omitted == 2
     text, html = parts(smtp_server.inbox.messages()[0])
     assert "4 new stories" in smtp_server.inbox.messages()[0]["Subject"]
-    assert headings(text) == ["[URGENT] KFOR on the ground (1)", "Kosovo (1)",
-                              "Serbia and Kosovo (2)"]  # fmt: skip
-    assert "… and 2 more stories here, not listed" in text and "… and 2 more stories" in html
+    assert headings(text) == ["[URGENT] KFOR on the ground (1)", "Serbia and Kosovo (2)",
+                              "Kosovo (1)"]  # fmt: skip
+    assert "… and 1 more story here, not listed" in text and "… and 1 more story" in html
+    # without a web view, the exact search that lists them
+    assert "list them with: monitor search 'Kosovo'" in text
     assert text.count("\n* ") == 2
     # every hit was claimed: the overflow does not spill into the next digest
     assert send_digests(settings, store, RULES, now=T0) == []

@@ -33,8 +33,8 @@ to = ["analyst@example.org"]
 to = ["desk@example.org"]
 batch = "0s"
 """
-HEADERS = {"Subject", "From", "To", "Date", "Message-ID", "Auto-Submitted", "MIME-Version",
-           "Content-Type"}  # fmt: skip
+HEADERS = {"Subject", "From", "To", "Date", "Message-ID", "Auto-Submitted", "List-Id",
+           "List-Unsubscribe", "MIME-Version", "Content-Type"}  # fmt: skip
 INJECTIONS = [
     "=?utf-8?q?=0D=0ABcc:_victim@example.org?=",
     "=?utf-8?q?=0D=0AReply-To:_attacker@example.org?=",

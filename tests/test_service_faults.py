@@ -168,7 +168,7 @@ def test_flagged_sources_are_named_in_the_digest(tmp_path, feed_server, daemon):
         digest = collect(store, daemon.settings.digests[0], daemon.rules.ruleset, at(4))
     finally:
         store.close()
-    text = render(digest, "monitor@example.org", ["analyst@example.org"]).text
+    text = " ".join(render(digest, "monitor@example.org", ["analyst@example.org"]).text.split())
     assert "error500: HTTP 500 Internal Server Error (FLAGGED: failing since 2030-01-01)" in text
     assert (
         "busy503: HTTP 503" in text

@@ -205,8 +205,8 @@ def test_digest_opens_with_what_changed(tmp_path, smtp_server):
     text, html = parts(message)
     block = text.split("WHAT CHANGED", 1)[1].split("\n\n", 1)[0]
     assert "KFOR: " in block and "stories in" in block and "a day over 20 days" in block
-    assert text.index("WHAT CHANGED") < text.index("By rule")
-    assert html.index("What changed") < html.index("By rule") and "KFOR: " in html
+    assert text.index("WHAT CHANGED") < text.index("Actors: ")  # before the overview
+    assert html.index("What changed") < html.index("Actors: ") and "KFOR: " in html
 
 
 def test_urgent_signals_are_alerted_once_under_the_hourly_cap(tmp_path, smtp_server):

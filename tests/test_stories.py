@@ -17,7 +17,7 @@ def dated(title: str, link: str, guid: str, day: str) -> str:
 
 
 def test_one_event_from_several_outlets_is_one_story(tmp_path, feed_server, smtp_server):
-    _, db, _ = run_digest(tmp_path, feed_server, smtp_server, {
+    text, db, _ = run_digest(tmp_path, feed_server, smtp_server, {
         "wire": rss(entry("Gunfire near Mitrovica bridge, KFOR sends troops to Kosovo north",
                           "https://wire.example/1", "w1")),
         "daily": rss(entry("KFOR troops sent to Mitrovica bridge after gunfire in Kosovo",
@@ -30,6 +30,9 @@ def test_one_event_from_several_outlets_is_one_story(tmp_path, feed_server, smtp
     assert stories["https://other.example/3"] != stories["https://wire.example/1"]
     size = db.execute("SELECT items FROM stories WHERE id = ?", [stories["https://wire.example/1"]])
     assert size.fetchone()[0] == 2
+    # the received digest lists the event once, with both outlets, and counts stories
+    assert "2 new stories" in text and text.count("\n* ") == 2
+    assert "2 outlets" in " ".join(text.split())
     found = monitor(tmp_path / "monitor.toml", "search", "mitrovica gunfire")
     assert "story: Gunfire near Mitrovica bridge" in found.stdout
     assert "(2 items)" in found.stdout

@@ -39,7 +39,7 @@ def test_what_changed_is_the_first_thing_read(tmp_path, smtp_server, browser):
     assert block.find_element(By.TAG_NAME, "h2").text == "What changed"
     lines = [li.text for li in block.find_elements(By.TAG_NAME, "li")]
     assert any(line.startswith("KFOR: ") and "stories in" in line for line in lines)
-    overview = browser.find_element(By.XPATH, "//p[contains(., 'By rule')]")
+    overview = browser.find_element(By.XPATH, "//p[contains(., 'Actors:')]")
     heading = browser.find_element(By.TAG_NAME, "h1")
     assert heading.location["y"] < block.location["y"] < overview.location["y"]
     assert block.size["height"] > 0 and block.size["width"] <= 800

@@ -11,8 +11,18 @@ from typing import Any
 from monitor.clock import from_iso, iso
 from monitor.dedupe import Identity, Text, resolve
 from monitor.lang import expand
-from monitor.models import CycleOutcome, Evidence, Hit, Item, SearchResult, StoredHit
+from monitor.models import (
+    CycleOutcome,
+    Evidence,
+    Hit,
+    Item,
+    Outlet,
+    SearchResult,
+    StoredHit,
+    StoryProvenance,
+)
 from monitor.normalise import fold
+from monitor.provenance import outlet_kind
 from monitor.searchtext import parse_search, snippet
 from monitor.store.assignment import AssignmentTable
 from monitor.store.signals import SignalTable
@@ -21,7 +31,7 @@ from monitor.store.sources import SourceTable
 _UNDELIVERED = """
     SELECT hits.id, hits.rule, hits.priority, hits.actors, hits.evidence, hits.created_at,
            items.id, items.title, items.summary, items.content, items.url, items.published,
-           items.source, items.lang,
+           items.source, items.lang, coalesce(items.story, ''),
            (SELECT group_concat(source || '\x1e' || coalesce(url, ''), '\x1f')
             FROM (SELECT source, url FROM item_sources
                   WHERE item_sources.item_id = items.id ORDER BY seen_at, source))
@@ -42,6 +52,23 @@ _STORY_UPSERT = """
     INSERT INTO stories (id, title, first_item, first_seen, last_seen, items)
     VALUES (?, ?, ?, ?, ?, 1)
     ON CONFLICT (id) DO UPDATE SET last_seen = excluded.last_seen, items = items + 1
+"""
+# Every outlet's copy of the items of some stories, with the source's tags.
+_PROVENANCE = """
+    SELECT items.story, coalesce(stories.title, items.title), item_sources.source,
+           coalesce(item_sources.url, items.url),
+           CASE WHEN item_sources.source = items.source THEN items.published ELSE '' END,
+           item_sources.seen_at, items.lang, sources.tags
+    FROM items JOIN item_sources ON item_sources.item_id = items.id
+    LEFT JOIN stories ON stories.id = items.story
+    LEFT JOIN sources ON sources.name = item_sources.source
+    WHERE items.story IN ({marks})
+"""
+# Stories that have a hit claimed under a name (an alert already sent or on its way).
+_CLAIMED_STORIES = """
+    SELECT DISTINCT items.story FROM digest_hits
+    JOIN hits ON hits.id = digest_hits.hit_id JOIN items ON items.id = hits.item_id
+    WHERE digest_hits.name = ? AND items.story IN ({marks})
 """
 # Items old enough to go, except those whose hits went into a digest (sent or waiting).
 _DOOMED = """
@@ -170,6 +197,36 @@ class ItemTable(AssignmentTable, SourceTable, SignalTable):
         rows = self.conn.execute(_UNDELIVERED, [digest, iso(since) if since else ""])
         return [_stored_hit(row) for row in rows]
 
+    def story_provenance(self, story_ids: Iterable[str]) -> dict[str, StoryProvenance]:
+        """Who reported each of these stories: every outlet once, at its first copy, the
+        first report first (earliest published time, then earliest first seen)."""
+        outlets: dict[str, dict[str, Outlet]] = {}
+        titles: dict[str, str] = {}
+        for chunk in _chunks(sorted(set(story_ids)), 500):
+            sql = _PROVENANCE.format(marks=",".join("?" * len(chunk)))
+            for story, title, source, url, published, seen, lang, tags in self.conn.execute(
+                sql, chunk
+            ):
+                titles[story] = title or ""
+                kind = outlet_kind(json.loads(tags or "[]"))
+                outlet = Outlet(source, url or "", published or "", seen or "", lang or "", kind)
+                known = outlets.setdefault(story, {}).get(source)
+                if known is None or _report_order(outlet) < _report_order(known):
+                    outlets[story][source] = outlet
+        return {
+            story: StoryProvenance(story, titles[story], tuple(sorted(by_source.values(),
+                                                                      key=_report_order)))
+            for story, by_source in outlets.items()
+        }  # fmt: skip
+
+    def alerted_stories(self, claim: str, story_ids: Iterable[str]) -> set[str]:
+        """Those of these stories that have a hit claimed under `claim` already."""
+        found: set[str] = set()
+        for chunk in _chunks(sorted(set(story_ids)), 500):
+            sql = _CLAIMED_STORIES.format(marks=",".join("?" * len(chunk)))
+            found.update(r[0] for r in self.conn.execute(sql, [claim, *chunk]))
+        return found
+
     def search(self, query: str, limit: int = 20) -> list[SearchResult]:
         """Full-text search over folded text (see monitor/searchtext.py): every term must
         occur; `title:`, `summary:`, `content:` and `lang:` narrow it."""
@@ -213,7 +270,7 @@ class ItemTable(AssignmentTable, SourceTable, SignalTable):
 
 def _stored_hit(row: tuple[Any, ...]) -> StoredHit:
     (hit_id, rule, priority, actors, evidence, created, item_id, title, summary, content, url,
-     published, source, lang, carriers) = row  # fmt: skip
+     published, source, lang, story, carriers) = row  # fmt: skip
     # every source that carried the story, with the address it gave it; first seen first
     links = [tuple(p.split("\x1e", 1)) for p in (carriers or "").split("\x1f") if p]
     links.sort(key=lambda link: link[0] != source)
@@ -233,7 +290,13 @@ def _stored_hit(row: tuple[Any, ...]) -> StoredHit:
         source=source,
         source_links=tuple((n, u) for n, u in links) or ((source, url or ""),),
         lang=lang or "",
+        story=story,
     )
+
+
+def _report_order(outlet: Outlet) -> tuple[int, str, str, str]:
+    """Outlets with a published time first, by it; then the rest by when first seen."""
+    return (0 if outlet.published else 1, outlet.reported, outlet.seen, outlet.source)
 
 
 def _hit_row(item_id: str, hit: Hit, stamp: str) -> dict[str, Any]:

@@ -87,6 +87,26 @@ class HealthSettings:
 
 
 @dataclass(frozen=True)
+class UiSettings:
+    """`monitor ui`: where the web view listens, the address readers reach it at (digests
+    link stories to `{base_url}/-/story/{id}`), and the variable holding its password."""
+
+    base_url: str = ""  # e.g. "https://monitor.example.org"; "" = digests link no page
+    host: str = "127.0.0.1"
+    port: int = 8001
+    password_env: str = "MONITOR_UI_PASSWORD"
+
+    @property
+    def password(self) -> str:
+        return secret(self.password_env)
+
+    @property
+    def local(self) -> bool:
+        """Bound to loopback only: the one place the view may run without a password."""
+        return self.host in {"127.0.0.1", "localhost", "::1"}
+
+
+@dataclass(frozen=True)
 class SmtpSettings:
     host: str
     port: int = 587
@@ -191,6 +211,7 @@ class Settings:
     alerts: AlertSettings | None = None
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
+    ui: UiSettings = field(default_factory=UiSettings)
 
     def source(self, name: str) -> Source:
         for source in self.sources:
@@ -321,11 +342,8 @@ class _Reader:
         return path if path.is_absolute() else self.base / path
 
     def settings(self, data: dict) -> Settings:
-        self.check_keys(
-            data,
-            {"monitor", "sources", "smtp", "digests", "fetch", "alerts", "retention", "health"},
-            "",
-        )
+        sections = {"monitor", "sources", "smtp", "digests", "fetch", "alerts", "retention"}
+        self.check_keys(data, sections | {"health", "ui"}, "")
         main = self.table(data, "monitor")
         self.check_keys(main, {"database", "rules", "outbox", "busy_timeout"}, "monitor")
         sources = self.get(data, "sources", "", list, [])
@@ -345,6 +363,7 @@ class _Reader:
             alerts=self.alerts(self.table(data, "alerts")) if "alerts" in data else None,
             retention=self.retention(self.table(data, "retention")),
             health=self.health(self.table(data, "health")),
+            ui=self.ui(self.table(data, "ui")),
         )
         self.unique([s.name for s in settings.sources], "sources")
         self.unique([d.name for d in settings.digests], "digests")
@@ -665,3 +684,22 @@ class _Reader:
                     "health.listen", f"expected HOST:PORT like '127.0.0.1:9108', got {listen!r}"
                 )
         return HealthSettings(listen=listen)
+
+    def ui(self, data: dict) -> UiSettings:
+        self.check_keys(data, {"base_url", "host", "port", "password_env"}, "ui")
+        defaults = UiSettings()
+        base_url = self.get(data, "base_url", "ui", str, defaults.base_url).strip().rstrip("/")
+        if base_url and not re.match(r"^https?://[^/\s]+", base_url):
+            raise self.fail("ui.base_url", f"expected an http(s) URL, got {base_url!r}")
+        port = self.get(data, "port", "ui", int, defaults.port)
+        if isinstance(port, bool) or not 0 < port < 65536:
+            raise self.fail("ui.port", f"expected a port number from 1 to 65535, got {port!r}")
+        host = self.get(data, "host", "ui", str, defaults.host).strip()
+        if not host:
+            raise self.fail("ui.host", "expected an address to listen on, e.g. '127.0.0.1'")
+        password_env = self.get(data, "password_env", "ui", str, defaults.password_env)
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", password_env):
+            raise self.fail(
+                "ui.password_env", f"expected an environment variable name, got {password_env!r}"
+            )
+        return UiSettings(base_url=base_url, host=host, port=port, password_env=password_env)

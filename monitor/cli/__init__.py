@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from monitor import __version__
-from monitor.cli import explore, rules, service, sources
+from monitor.cli import explore, rules, service, sources, triage, ui
 from monitor.cli.common import setup_logging
 
 
@@ -54,5 +54,9 @@ for command in (
     sources.sources,
     rules.rules,
     rules.match_cmd,
+    ui.ui,
 ):
     main.add_command(command)
+
+for command in (triage.backtest, triage.suggest):
+    rules.rules.add_command(command)

@@ -2,8 +2,9 @@
 
 One module per family of tables: `sources` (sources and their fetch state), `items` (items,
 the sources that carried them, hits, search, retention), `outbox` (recorded messages, their
-claims and delivery attempts), `service` (heartbeat, instance lock); `base` opens the
-connection and maps every database error to `StoreError`; `migrations` keeps the schema.
+claims and delivery attempts), `service` (heartbeat, instance lock), `feedback` (verdicts on
+hits, the story page); `base` opens the connection and maps every database error to
+`StoreError`; `migrations` keeps the schema.
 
     with open_store(settings) as store:
         store.sync_sources(settings.sources)
@@ -14,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from monitor.store.base import AlreadyClaimed, StoreBase, StoreLocked, guard_errors
+from monitor.store.feedback import FeedbackTable
 from monitor.store.items import ItemTable
 from monitor.store.outbox import OutboxTable
 from monitor.store.service import InstanceLock, ServiceTable
@@ -25,7 +27,7 @@ __all__ = ["AlreadyClaimed", "InstanceLock", "Store", "StoreLocked", "open_store
 
 
 @guard_errors
-class Store(ItemTable, OutboxTable, ServiceTable, StoreBase):
+class Store(ItemTable, OutboxTable, ServiceTable, FeedbackTable, StoreBase):
     """The database of one service. A context manager: `with Store(path) as store: ...`."""
 
 

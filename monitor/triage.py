@@ -87,8 +87,8 @@ def backtest(
         examples[item.id] = Example(item.id, item.title, item.source)
         now.update((item.id, hit.rule) for hit in engine.match(item))
     judged_now = {(i.id, hit.rule) for i in judged for hit in engine.match(i)}
-    rules = {rule for _, rule in stored | now} | {rule for _, rule in verdicts}
     on_disk = {rule.id for rule in ruleset.rules}
+    rules = on_disk | {rule for _, rule in stored | now} | {rule for _, rule in verdicts}
     changes = []
     for rule in sorted(rules, key=lambda r: (r not in on_disk, r)):
         ours = {item for item, r in stored if r == rule}

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from monitor.cli import main
-from monitor.config import DigestSettings, FetchSettings, SmtpSettings
+from monitor.config import DigestSettings, FetchSettings, SmtpSettings, UiSettings
 
 README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
 
@@ -28,7 +28,7 @@ def test_every_command_is_documented() -> None:
 
 
 def test_every_setting_is_documented() -> None:
-    keys = {f.name for cls in (FetchSettings, SmtpSettings, DigestSettings)
+    keys = {f.name for cls in (FetchSettings, SmtpSettings, DigestSettings, UiSettings)
             for f in dataclasses.fields(cls)}  # fmt: skip
     missing = sorted(k for k in keys if f"{k} =" not in README and f".{k}" not in README)
     assert missing == []

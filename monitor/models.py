@@ -320,9 +320,13 @@ class StoryPage:
     first_seen: str
     last_seen: str
     items: tuple[StoryItem, ...]
+    first_item: str = ""  # the item that opened the story
 
     @property
     def first_report(self) -> StoryItem:
+        for item in self.items:
+            if item.id == self.first_item:
+                return item
         return min(self.items, key=lambda item: (item.first_seen, item.published or "~"))
 
     @property

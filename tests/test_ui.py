@@ -185,6 +185,8 @@ def test_pages_show_provenance_failing_sources_outbox_and_the_chart(config, ui):
     assert patrols["outlet_count"] == 2
     status, page = ui.get(f"/-/story/{patrols['story']}")
     assert '<dd class="outlets">Wire, Partner</dd>' in page
+    assert '<dd class="first-report">Wire, seen ' in page
+    assert 'also carried by <a href="https://news.example/kosovo/kfor-patrols-north' in page
     status, failing = ui.get("/monitor/failing_sources.json?_shape=array")
     assert [r["name"] for r in json.loads(failing)] == ["Gone"]
     status, outbox = ui.get("/monitor/outbox.json?_shape=array")

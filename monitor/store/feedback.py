@@ -118,7 +118,8 @@ class FeedbackTable(StoreBase):
     def story_page(self, story_id: str) -> StoryPage | None:
         """One story with its items, their outlets and their hits with verdicts."""
         story = self.conn.execute(
-            "SELECT id, title, first_seen, last_seen FROM stories WHERE id = ?", [story_id]
+            "SELECT id, title, first_seen, last_seen, first_item FROM stories WHERE id = ?",
+            [story_id],
         ).fetchone()
         if story is None:
             return None
@@ -134,7 +135,7 @@ class FeedbackTable(StoreBase):
             StoryItem(*row[:7], _outlets(row[7], row[3], row[2]), tuple(hits.get(row[0], ())))
             for row in self.conn.execute(_STORY_ITEMS, [story_id])
         ]
-        return StoryPage(*story, items=tuple(items))
+        return StoryPage(*story[:4], items=tuple(items), first_item=story[4] or "")
 
     def stories_of(self, item_ids: Sequence[str]) -> dict[str, str]:
         """item id -> its story's id."""

@@ -73,38 +73,64 @@ def backtest(
     window: Iterable[Item],
     stored: set[tuple[str, str]],
     verdicts: dict[tuple[str, str], str],
-    judged: Sequence[Item] = (),
+    judged: Iterable[Item] = (),
     max_chars: int | None = None,
 ) -> Backtest:
     """Replay `window` (items in the time window, `stored` their stored (item, rule) hits)
-    and `judged` (items outside it that carry verdicts) through `ruleset`."""
+    and `judged` (items that carry verdicts; those already in the window are skipped)
+    through `ruleset`. Items stream through: what is kept is counts, the changed items and
+    the judged items' hits, not the items."""
     engine = Engine(ruleset) if max_chars is None else Engine(ruleset, max_chars=max_chars)
-    now: set[tuple[str, str]] = set()
-    examples: dict[str, Example] = {}
-    count = 0
+    by_item: dict[str, set[str]] = {}
+    for item_id, rule in stored:
+        by_item.setdefault(item_id, set()).add(rule)
+    judged_ids = {item for item, _ in verdicts}
+    tally = _Tally()
+    seen: set[str] = set()
     for item in window:
-        count += 1
-        examples[item.id] = Example(item.id, item.title, item.source)
-        now.update((item.id, hit.rule) for hit in engine.match(item))
-    judged_now = {(i.id, hit.rule) for i in judged for hit in engine.match(i)}
+        seen.add(item.id)
+        now = {hit.rule for hit in engine.match(item)}
+        tally.add(item, by_item.get(item.id, set()), now, item.id in judged_ids)
+    older = 0
+    for item in judged:
+        if item.id not in seen:
+            older += 1
+            tally.judged_hits.update((item.id, hit.rule) for hit in engine.match(item))
     on_disk = {rule.id for rule in ruleset.rules}
-    rules = on_disk | {rule for _, rule in stored | now} | {rule for _, rule in verdicts}
-    changes = []
-    for rule in sorted(rules, key=lambda r: (r not in on_disk, r)):
-        ours = {item for item, r in stored if r == rule}
-        theirs = {item for item, r in now if r == rule}
-        changes.append(
-            RuleChange(
-                rule=rule,
-                stored=len(ours),
-                replayed=len(theirs),
-                gained=tuple(examples[i] for i in sorted(theirs - ours)),
-                lost=tuple(examples[i] for i in sorted(ours - theirs)),
-                precision=_precision(rule, verdicts, now | judged_now),
-                on_disk=rule in on_disk,
-            )
+    rules = on_disk | set(tally.stored) | set(tally.now) | {rule for _, rule in verdicts}
+    changes = [
+        RuleChange(
+            rule=rule,
+            stored=tally.stored[rule],
+            replayed=tally.now[rule],
+            gained=tuple(tally.gained.get(rule, ())),
+            lost=tuple(tally.lost.get(rule, ())),
+            precision=_precision(rule, verdicts, tally.judged_hits),
+            on_disk=rule in on_disk,
         )
-    return Backtest(count, tuple(changes), len(judged))
+        for rule in sorted(rules, key=lambda r: (r not in on_disk, r))
+    ]
+    return Backtest(len(seen), tuple(changes), older)
+
+
+@dataclass
+class _Tally:
+    stored: Counter[str] = field(default_factory=Counter)
+    now: Counter[str] = field(default_factory=Counter)
+    gained: dict[str, list[Example]] = field(default_factory=dict)
+    lost: dict[str, list[Example]] = field(default_factory=dict)
+    judged_hits: set[tuple[str, str]] = field(default_factory=set)  # (item, rule) now
+
+    def add(self, item: Item, before: set[str], now: set[str], judged: bool) -> None:
+        self.stored.update(before)
+        self.now.update(now)
+        example = Example(item.id, item.title, item.source)
+        for rule in now - before:
+            self.gained.setdefault(rule, []).append(example)
+        for rule in before - now:
+            self.lost.setdefault(rule, []).append(example)
+        if judged:
+            self.judged_hits.update((item.id, rule) for rule in now)
 
 
 def _precision(

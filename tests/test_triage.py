@@ -170,3 +170,24 @@ def test_backtest_refuses_a_bad_duration_and_a_broken_rule_folder(config, tmp_pa
     (broken / "r.yaml").write_text("rules:\n  - id: x\n    query: 'a AND'\n", encoding="utf-8")
     done = monitor(config, "rules", "backtest", "--rules", str(broken))
     assert done.returncode == 2 and "r.yaml:" in done.stderr
+
+
+def test_judged_items_outside_the_window_still_count_for_precision():
+    from monitor.rules import load_rules
+    from monitor.triage import backtest
+
+    def item(n: int, title: str) -> Item:
+        return Item(f"i{n}", "Wire", "", "", title, "", "", "", "")
+
+    old = [item(1, RELEVANT[0]), item(2, NOT_RELEVANT[0]), item(3, RELEVANT[1])]
+    verdicts = {("i1", "watch/kfor"): "relevant", ("i2", "watch/kfor"): "not relevant",
+                ("i3", "watch/kfor"): "relevant"}  # fmt: skip
+    report = backtest(load_rules(TEST_RULES), [], set(), verdicts, old)
+    assert (report.items, report.judged_items) == (0, 3)
+    kfor = next(change for change in report.changes if change.rule == "watch/kfor")
+    assert (kfor.stored, kfor.replayed, kfor.gained, kfor.lost) == (0, 0, (), ())
+    precision = kfor.precision
+    assert precision is not None
+    assert (precision.judged, precision.relevant, precision.hit_now, precision.relevant_now) == (
+        3, 2, 3, 2
+    )  # fmt: skip

@@ -197,6 +197,15 @@ def test_pages_show_provenance_failing_sources_outbox_and_the_chart(config, ui):
     status, page = ui.get(f"/-/story/{vucic['story']}")
     assert status == 200 and 'data-rule="watch/serbia-kosovo"' in page
     assert ui.get("/-/story/no-such-story")[0] == 404
+    # a hit's id (the hits table links it) leads to the hit on its story's page
+    with sqlite3.connect(load_settings(config).database) as conn:
+        hit_id = conn.execute(
+            "SELECT hits.id FROM hits JOIN items ON items.id = hits.item_id "
+            "WHERE items.title = 'KFOR steps up patrols in northern Kosovo' LIMIT 1"
+        ).fetchone()[0]
+    status, page = ui.get(f"/-/hit/{hit_id}")
+    assert status == 200 and f'id="hit-{hit_id}"' in page and "Wire, Partner" in page
+    assert ui.get("/-/hit/999999")[0] == 404
 
 
 def test_a_password_guards_every_page(config):
@@ -237,3 +246,17 @@ def test_ui_settings_are_read_and_checked(tmp_path):
     for bad, key in cases:
         with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
             load_settings(write_config(tmp_path, [], extra=f"[ui]\n{bad}\n"))
+
+
+def test_the_chart_draws_the_most_named_actors_and_escapes_their_names():
+    from monitor.models import Mentions
+    from monitor.ui.chart import mentions_svg
+
+    mentions = [Mentions("2026-11-01", f"actor-{n}", n + 1) for n in range(10)]
+    mentions += [Mentions("2026-11-02", "<b>&co", 30)]
+    svg = mentions_svg(mentions, top=3)
+    assert svg.count("<polyline") == 3
+    assert 'data-actor="&lt;b&gt;&amp;co"' in svg and "<b>" not in svg
+    assert 'data-actor="actor-9"' in svg and 'data-actor="actor-8"' in svg
+    assert 'data-actor="actor-7"' not in svg
+    assert mentions_svg([]) == ""

@@ -40,10 +40,14 @@ def backtest(ctx: click.Context, since: str, rules_path: str | None, examples: i
     with open_store(settings) as store:
         stored = store.rules_hit_since(start)
         verdicts = store.verdicts()
-        window = list(store.items_since(start))
-        inside = {item.id for item in window}
-        judged = store.items_by_id(sorted({i for i, _ in verdicts} - inside))
-    report = run(ruleset, window, stored, verdicts, judged, settings.fetch.max_text)
+        report = run(
+            ruleset,
+            store.items_since(start),
+            stored,
+            verdicts,
+            store.items_by_id(sorted({item for item, _ in verdicts})),
+            settings.fetch.max_text,
+        )
     click.echo(
         f"{report.items} items first seen since {since} ago replayed through {folder} "
         f"({len(ruleset.rules)} rules); {report.judged_items} older items with feedback too"

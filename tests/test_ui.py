@@ -186,6 +186,9 @@ def test_pages_show_provenance_failing_sources_outbox_and_the_chart(config, ui):
     status, page = ui.get(f"/-/story/{patrols['story']}")
     assert '<dd class="outlets">Wire, Partner</dd>' in page
     assert '<dd class="first-report">Wire, seen ' in page
+    status, listing = ui.get("/monitor/latest_stories")  # the HTML view links titles
+    story_link = f'<a href="/-/story/{patrols["story"]}">'
+    assert story_link + "KFOR steps up patrols in northern Kosovo</a>" in listing
     assert 'also carried by <a href="https://news.example/kosovo/kfor-patrols-north' in page
     status, failing = ui.get("/monitor/failing_sources.json?_shape=array")
     assert [r["name"] for r in json.loads(failing)] == ["Gone"]

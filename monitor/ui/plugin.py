@@ -162,17 +162,28 @@ def menu_links(datasette: Any) -> list[dict[str, str]]:
 
 
 @hookimpl
-def render_cell(value: Any, column: str, table: str | None, database: str) -> Any:
-    """Story ids link to the story's page; a hit id links to its hit there, where its
-    feedback buttons are."""
+def render_cell(row: Any, value: Any, column: str, table: str | None) -> Any:
+    """Story ids, and titles in a canned query's row that has a story, link to the story's
+    page; a hit id links to its hit there, where its feedback buttons are."""
     from markupsafe import Markup, escape
 
     if column == "story" and isinstance(value, str) and value:
         return Markup(f'<a href="{escape(story_path(value))}">{escape(value)}</a>')
+    story = _story_of_row(row) if table is None and column == "title" else ""
+    if story and isinstance(value, str):
+        return Markup(f'<a href="{escape(story_path(story))}">{escape(value)}</a>')
     hit_column = (table == "hits" and column == "id") or (table is None and column == "hit")
     if hit_column and isinstance(value, int):
         return Markup(f'<a href="/-/hit/{value}" title="judge it on its story\'s page">{value}</a>')
     return None
+
+
+def _story_of_row(row: Any) -> str:
+    try:
+        story = row["story"]
+    except (KeyError, IndexError, TypeError):
+        return ""
+    return story if isinstance(story, str) else ""
 
 
 @hookimpl

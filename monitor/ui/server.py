@@ -112,7 +112,7 @@ def metadata(settings: Settings) -> dict[str, Any]:
                     **{table: {"hidden": True} for table in HIDDEN},
                 },
                 "queries": {
-                    key: {"title": title, "sql": sql.strip()}
+                    key: {"title": title, "sql": sql.strip(), "hide_sql": True}
                     for key, (title, sql) in queries.items()
                 },
             }

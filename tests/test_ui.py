@@ -170,6 +170,39 @@ def test_a_post_without_the_csrf_token_records_nothing(config, ui):
         assert conn.execute("SELECT count(*) FROM feedback").fetchone()[0] == 0
 
 
+def test_feedback_posts_are_checked_and_only_redirect_within_the_view(config, ui):
+    import http.cookiejar
+    import re
+    from urllib.parse import urlencode
+
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    with sqlite3.connect(load_settings(config).database) as conn:
+        hit_id, story = conn.execute(
+            "SELECT hits.id, items.story FROM hits JOIN items ON items.id = hits.item_id LIMIT 1"
+        ).fetchone()
+    with opener.open(f"{ui.base}/-/story/{story}", timeout=10) as page:  # sets the CSRF cookie
+        token = re.search(r'name="csrftoken" value="([^"]+)"', page.read().decode()).group(1)
+
+    def post(**fields: object) -> tuple[int, str]:
+        body = urlencode({"csrftoken": token, **fields}).encode()
+        try:
+            with opener.open(f"{ui.base}/-/feedback", data=body, timeout=10) as response:
+                return response.status, response.url
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    assert post(hit_id=hit_id, verdict="maybe")[0] == 400
+    assert post(hit_id="x", verdict="relevant")[0] == 400
+    assert post(hit_id=999999, verdict="relevant") == (400, "feedback not recorded: no hit 999999")
+    status, landed = post(hit_id=hit_id, verdict="relevant", next="//elsewhere.example/x")
+    assert status == 200 and landed == ui.base + "/"  # never sent off the view
+    with sqlite3.connect(load_settings(config).database) as conn:
+        assert conn.execute("SELECT hit_id, verdict FROM feedback").fetchall() == [
+            (hit_id, "relevant")
+        ]
+
+
 def test_pages_show_provenance_failing_sources_outbox_and_the_chart(config, ui):
     status, stories = ui.get("/monitor/latest_stories.json?_shape=array")
     assert status == 200

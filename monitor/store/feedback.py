@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from monitor.clock import from_iso, iso
+from monitor.clock import iso
 from monitor.errors import StoreError
 from monitor.models import (
     VERDICTS,
@@ -67,13 +67,6 @@ class FeedbackTable(StoreBase):
                 [hit_id, row[0], row[1], verdict, iso(now)],
             )
         return Feedback(cursor.lastrowid or 0, hit_id, row[0], row[1], verdict, now)  # type: ignore[arg-type]
-
-    def feedback(self) -> list[Feedback]:
-        """Every verdict recorded, oldest first."""
-        rows = self.conn.execute(
-            "SELECT id, hit_id, item_id, rule, verdict, created_at FROM feedback ORDER BY id"
-        )
-        return [Feedback(*row[:5], from_iso(row[5])) for row in rows]
 
     def verdicts(self) -> dict[tuple[str, str], Verdict]:
         """(item id, rule) -> the latest verdict on it."""

@@ -113,11 +113,19 @@ def browser():
 
 def test_search_open_a_story_and_mark_a_hit_not_relevant_in_a_browser(config, ui, browser):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as shown
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def wait_for(selector: str):  # the next page, once the browser has loaded it
+        return WebDriverWait(browser, 30).until(
+            shown.presence_of_element_located((By.CSS_SELECTOR, selector))
+        )
 
     browser.get(ui.base + "/-/search")
     box = browser.find_element(By.NAME, "q")
     box.send_keys("Вучић")  # Cyrillic, as the rules fold it: finds the Latin Vučić too
     box.submit()
+    wait_for("li.result")
     results = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "li.result a.story-link")]
     assert set(results) == {
         "Vučić: Beograd neće priznati nezavisnost Kosova",  # Press
@@ -126,8 +134,8 @@ def test_search_open_a_story_and_mark_a_hit_not_relevant_in_a_browser(config, ui
     }
 
     browser.find_element(By.LINK_TEXT, "Vučić: Beograd neće priznati nezavisnost Kosova").click()
+    title = wait_for("h1.story-title").text
     assert "/-/story/" in browser.current_url
-    title = browser.find_element(By.CSS_SELECTOR, "h1.story-title").text
     assert title == "Vučić: Beograd neće priznati nezavisnost Kosova"
     assert browser.find_element(By.CSS_SELECTOR, "dd.outlets").text == "Press"
     hits = browser.find_elements(By.CSS_SELECTOR, "div.hit")
@@ -140,7 +148,7 @@ def test_search_open_a_story_and_mark_a_hit_not_relevant_in_a_browser(config, ui
     target.find_element(By.CSS_SELECTOR, 'button[data-verdict="not relevant"]').click()
 
     # back on the story, the hit shows its verdict ...
-    marked = browser.find_element(By.CSS_SELECTOR, f"#hit-{hit_id} .verdict").text
+    marked = wait_for(f"#hit-{hit_id} .verdict").text
     assert marked == "marked not relevant"
     # ... and the verdict is in the database, on that hit, its item and its rule
     database = Path(load_settings(config).database)

@@ -88,6 +88,29 @@ class HealthSettings:
 
 
 @dataclass(frozen=True)
+class UiSettings:
+    """`monitor ui`: where the web view listens, the address readers reach it at (digests
+    link stories to `{base_url}/-/story/{id}`), and the variable holding its password."""
+
+    base_url: str = ""  # e.g. "https://monitor.example.org"; "" = digests link no page
+    host: str = "127.0.0.1"
+    port: int = 8001
+    password_env: str = "MONITOR_UI_PASSWORD"
+
+    @property
+    def password(self) -> str:
+        return secret(self.password_env)
+
+    def story_url(self, story_id: str) -> str:
+        return f"{self.base_url}/-/story/{quote(story_id, safe='')}" if self.base_url else ""
+
+    @property
+    def local(self) -> bool:
+        """Bound to loopback only: the one place the view may run without a password."""
+        return self.host in {"127.0.0.1", "localhost", "::1"}
+
+
+@dataclass(frozen=True)
 class SmtpSettings:
     host: str
     port: int = 587
@@ -191,16 +214,6 @@ class SignalSettings:
     breaking_window: int = 6 * 3600  # seconds over which a story's new outlets are counted
     first_days: int = 90  # a first: not seen in this many days
     alerts: bool = True  # urgent alerts for surges and breaking stories of urgent rules
-
-
-@dataclass(frozen=True)
-class UiSettings:
-    """The web view (`[ui]`); digests link a story's page there when `base_url` is set."""
-
-    base_url: str = ""  # e.g. "https://monitor.example.org", without a trailing slash
-
-    def story_url(self, story_id: str) -> str:
-        return f"{self.base_url}/-/story/{quote(story_id, safe='')}" if self.base_url else ""
 
 
 @dataclass(frozen=True)
@@ -449,13 +462,6 @@ class _Reader:
                     raise self.fail(f"notify[{index}] ({channel.name}).digests",
                                     f"no digest named {name!r}")  # fmt: skip
         return settings
-
-    def ui(self, data: dict) -> UiSettings:
-        self.check_keys(data, {"base_url"}, "ui")
-        base = self.get(data, "base_url", "ui", str, "").strip().rstrip("/")
-        if base and not re.match(r"^https?://[^/\s]+", base):
-            raise self.fail("ui.base_url", f"expected an http(s) address, got {base!r}")
-        return UiSettings(base_url=base)
 
     def notify(self, data: Any, index: int) -> NotifySettings:
         where = f"notify[{index}]"
@@ -829,3 +835,22 @@ class _Reader:
                     "health.listen", f"expected HOST:PORT like '127.0.0.1:9108', got {listen!r}"
                 )
         return HealthSettings(listen=listen)
+
+    def ui(self, data: dict) -> UiSettings:
+        self.check_keys(data, {"base_url", "host", "port", "password_env"}, "ui")
+        defaults = UiSettings()
+        base_url = self.get(data, "base_url", "ui", str, defaults.base_url).strip().rstrip("/")
+        if base_url and not re.match(r"^https?://[^/\s]+", base_url):
+            raise self.fail("ui.base_url", f"expected an http(s) address, got {base_url!r}")
+        port = self.get(data, "port", "ui", int, defaults.port)
+        if isinstance(port, bool) or not 0 < port < 65536:
+            raise self.fail("ui.port", f"expected a port number from 1 to 65535, got {port!r}")
+        host = self.get(data, "host", "ui", str, defaults.host).strip()
+        if not host:
+            raise self.fail("ui.host", "expected an address to listen on, e.g. '127.0.0.1'")
+        password_env = self.get(data, "password_env", "ui", str, defaults.password_env)
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", password_env):
+            raise self.fail(
+                "ui.password_env", f"expected an environment variable name, got {password_env!r}"
+            )
+        return UiSettings(base_url=base_url, host=host, port=port, password_env=password_env)

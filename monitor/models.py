@@ -370,3 +370,87 @@ class Heartbeat:
     timeout: float
     alive_at: datetime | None = None  # the service's own beat, written whatever a tick does
     stopped_at: datetime | None = None  # set by a clean stop, cleared by the next start
+
+
+# -- triage: feedback on hits, the story page (monitor/store/feedback.py) --------------------
+
+Verdict = Literal["relevant", "not relevant"]
+VERDICTS: tuple[Verdict, ...] = ("relevant", "not relevant")
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """An analyst's verdict on one hit; the item and rule are kept so the verdict still
+    means something when the rules change and the hit is matched again."""
+
+    id: int
+    hit_id: int
+    item_id: str
+    rule: str
+    verdict: Verdict
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class HitView:
+    """A stored hit as the story page shows it, with its latest verdict ("" when none)."""
+
+    hit_id: int
+    rule: str
+    priority: str
+    actors: tuple[str, ...]
+    terms: tuple[str, ...]
+    verdict: str = ""
+
+
+@dataclass(frozen=True)
+class StoryItem:
+    id: str
+    title: str
+    url: str
+    source: str
+    published: str
+    first_seen: str
+    lang: str
+    outlets: tuple[tuple[str, str], ...]  # (source, its address for the item), first first
+    hits: tuple[HitView, ...] = ()
+
+
+@dataclass(frozen=True)
+class StoryPage:
+    """One story with its provenance: the first report, every outlet, every language."""
+
+    id: str
+    title: str
+    first_seen: str
+    last_seen: str
+    items: tuple[StoryItem, ...]
+    first_item: str = ""  # the item that opened the story
+
+    @property
+    def first_report(self) -> StoryItem:
+        for item in self.items:
+            if item.id == self.first_item:
+                return item
+        return min(self.items, key=lambda item: (item.first_seen, item.published or "~"))
+
+    @property
+    def outlets(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for item in sorted(self.items, key=lambda i: i.first_seen):
+            for name, _ in item.outlets:
+                seen.setdefault(name, None)
+        return tuple(seen)
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        return tuple(sorted({item.lang for item in self.items if item.lang}))
+
+
+@dataclass(frozen=True)
+class Mentions:
+    """How many items named an actor on one day (the item's date, else when it was seen)."""
+
+    day: str
+    actor: str
+    items: int

@@ -9,7 +9,7 @@ Two kinds of evidence link an item to an item already in a story, reported close
   letters, so `Zvečanu`, `Звечан` and `Zveçan` are one name) and the numbers. Each is weighed
   by how rare it is among stored items (inverse document frequency), so `Kosovo` counts for
   little and `Zvečan` or `Lavrov` for much. Two items are about the same event when they
-  come from two outlets, were reported within `NAME_WINDOW` (36 hours: the same people and
+  come from two outlets, were reported within `NAME_WINDOW` (24 hours: the same people and
   places a few days later are most often another event), share at least `MIN_SHARED`
   different things (`@kfor` found by the rules and `KFOR` as written are one), name no
   conflicting numbers, and the weight of what they share is at least `EVENT_SIMILARITY` of
@@ -41,7 +41,7 @@ LINK_WINDOW = timedelta(days=3)
 TITLE_SHARE = 70.0  # rapidfuzz token_set_ratio of the folded titles
 ACTOR_TITLE_SHARE = 50.0  # the same when the rules found a shared actor
 EVENT_SIMILARITY = 0.3  # weight shared / weight of the smaller side's names
-NAME_WINDOW = timedelta(hours=36)  # names link reports of one news cycle, not of a week
+NAME_WINDOW = timedelta(hours=24)  # names link reports of one news cycle, not of a week
 MIN_SHARED = 2
 NAME_LETTERS = 4  # a name is compared on its first letters: case endings differ after them
 ENTITY_LOOKUPS = 6

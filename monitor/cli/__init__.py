@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from monitor import __version__
-from monitor.cli import explore, rules, service, sources, trends
+from monitor.cli import explore, rules, service, sources, trends, triage, ui
 from monitor.cli.common import setup_logging
 
 
@@ -56,5 +56,9 @@ for command in (
     rules.match_cmd,
     rules.cluster_cmd,
     trends.trends,
+    ui.ui,
 ):
     main.add_command(command)
+
+for command in (triage.backtest, triage.suggest):
+    rules.rules.add_command(command)

@@ -3,7 +3,8 @@
 One module per family of tables: `sources` (sources and their fetch state), `items` (items,
 the sources that carried them, hits, search, retention), `outbox` (recorded messages, their
 claims and delivery attempts), `service` (heartbeat, instance lock), `signals` (relations,
-detector series, signals); `base` opens the connection and maps every database error to
+detector series, signals), `feedback` (verdicts on hits, the story page); `base` opens the
+connection and maps every database error to
 `StoreError`; `migrations` keeps the schema.
 
     with open_store(settings) as store:
@@ -15,6 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from monitor.store.base import AlreadyClaimed, StoreBase, StoreLocked, guard_errors
+from monitor.store.feedback import FeedbackTable
 from monitor.store.items import ItemTable
 from monitor.store.outbox import OutboxTable
 from monitor.store.service import InstanceLock, ServiceTable
@@ -27,7 +29,7 @@ __all__ = ["AlreadyClaimed", "InstanceLock", "Store", "StoreLocked", "open_store
 
 
 @guard_errors
-class Store(ItemTable, OutboxTable, ServiceTable, SignalTable, StoreBase):
+class Store(ItemTable, OutboxTable, ServiceTable, SignalTable, FeedbackTable, StoreBase):
     """The database of one service. A context manager: `with Store(path) as store: ...`."""
 
 

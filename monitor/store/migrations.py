@@ -281,6 +281,19 @@ def _add_signals(db: Database) -> None:
     db.execute("CREATE TABLE signal_progress (key TEXT PRIMARY KEY, value TEXT)")
 
 
+def _add_feedback(db: Database) -> None:
+    """Analysts' verdicts on hits from the web view ("relevant" / "not relevant"), one row per
+    click; the latest per item and rule counts. The item and rule are kept beside the hit, so
+    `rules backtest` can score a rule edit that matches the item again under a new hit."""
+    db["feedback"].create(
+        {"id": int, "hit_id": int, "item_id": str, "rule": str, "verdict": str,
+         "created_at": str},
+        pk="id",
+    )  # fmt: skip
+    db["feedback"].create_index(["item_id", "rule"])
+    db["feedback"].create_index(["rule"])
+
+
 MIGRATIONS: list[Callable[[Database], None]] = [
     _v1,
     _add_service_state,
@@ -292,6 +305,7 @@ MIGRATIONS: list[Callable[[Database], None]] = [
     _add_entity_counts,
     _drop_unfolded_index,
     _add_signals,
+    _add_feedback,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

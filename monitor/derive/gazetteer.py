@@ -12,6 +12,11 @@ from monitor.normalise import fold
 # CLDR codes that are not countries a news item names (the world, continents, "Unknown
 # Region", EU-wide groupings, pseudo-locales)
 _NOT_PLACES = {"ZZ", "XA", "XB", "EZ", "UN", "QO", "EU"}
+# English names the press still uses that CLDR keeps only as variants, which Babel does not
+# expose (CLDR's English for TR is "Türkiye")
+_VARIANTS = {"Turkey": "TR", "Czech Republic": "CZ", "Ivory Coast": "CI", "Burma": "MM",
+             "Macedonia": "MK", "East Timor": "TL", "Cape Verde": "CV", "Britain": "GB",
+             "Great Britain": "GB", "Swaziland": "SZ", "Holland": "NL"}  # fmt: skip
 # Acronyms the press uses for countries
 _ACRONYMS = {
     "US": "US",
@@ -63,6 +68,8 @@ def _index() -> dict[str, Place]:
             index.setdefault(key + "s", place)
     for acronym, code in _ACRONYMS.items():
         index[fold(acronym)] = _country(english, code)
+    for variant, code in _VARIANTS.items():
+        index.setdefault(fold(variant), _country(english, code))
     _add_cities(index)
     return index
 

@@ -88,19 +88,28 @@ def tokens(sentence: str, offset: int) -> list[Token]:
             word = word[:-2]
         start = offset + match.start()
         parts = word.split("-")
-        if (
-            len(parts) > 1
-            and not is_acronym(word)
-            and not CODE_RE.match(word)
-            and all(p[:1].isupper() and len(p) > 1 for p in parts)
-        ):  # "EU-Western Balkans", "Serbia-Kosovo": two names
+        if len(parts) > 1 and _two_names(word, parts):  # "EU-Western Balkans": two names
             for part in parts[:-1]:
                 found.append(Token(part, start, start + len(part)))
                 start += len(part) + 1
             found.append(Token(parts[-1], start, end, possessive))
             continue
+        if len(parts) > 1 and parts[0][:1].isupper() and parts[-1].islower():
+            word, end = parts[0], start + len(parts[0])  # "Turkish-made": Turkish
         found.append(Token(word, start, end, possessive))
     return found
+
+
+def _two_names(word: str, parts: list[str]) -> bool:
+    """A hyphen between two names ("Serbia-Kosovo", "US-Philippines"), not inside one
+    ("Nagorno-Karabakh", "K-FOR", "CH-92A")."""
+    from monitor.derive.gazetteer import lookup
+
+    if is_acronym(word) or CODE_RE.match(word):
+        return False
+    if not all(p[:1].isupper() and len(p) > 1 for p in parts):
+        return False
+    return any(is_acronym(p) or lookup(p) is not None for p in parts)
 
 
 def spans(text: str) -> list[Span]:

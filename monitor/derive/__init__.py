@@ -11,6 +11,7 @@ rules check` accepts beside the rules it was derived against (render.py).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -126,21 +127,11 @@ def _group(
         proposals[key].add_form(cand.span.text, cand.span.start)
     new = [c for c in found if not c.known]
     people = _people(new)
-    for cand in sorted(new, key=lambda c: -len(c.span.tokens)):
-        name = cand.span.text
-        key = _name_key(name)
-        target = by_name.get(key) or by_name.get(links.get(key, "")) or _surname_owner(
-            name, people, by_name)  # fmt: skip
+    for cand in sorted(new, key=lambda c: -len(c.span.tokens)):  # long forms first
+        name, key = cand.span.text, _name_key(cand.span.text)
+        target = _existing(name, key, links, people, by_name, proposals)
         if target is None:
-            target = _acronym_owner(name, by_name)
-        place = lookup(name)
-        if target is None and place is not None and _name_key(place.name) != key:
-            target = _country_key(place.name, proposals)  # Italian -> Italy
-        if target is None:
-            target = _same_name(key, cand, proposals, by_name)
-        if target is None:
-            target = key
-            person = name in people
+            target, person = key, name in people
             proposals[key] = Proposal("", name, kind_of(name, person), surname=_surname(name)
                                       if person else "")  # fmt: skip
         by_name.setdefault(key, target)
@@ -155,9 +146,27 @@ def _group(
     return proposals
 
 
-def _same_name(
-    key: str, cand: _Candidate, proposals: dict[str, Proposal], by_name: dict[str, str]
+def _existing(
+    name: str,
+    key: str,
+    links: dict[str, str],
+    people: set[str],
+    by_name: dict[str, str],
+    proposals: dict[str, Proposal],
 ) -> str | None:
+    """The proposal a new name belongs to, if one has it already: by name, as a defined
+    acronym, as a person's surname, as a long form's initials, as a country's people."""
+    target = by_name.get(key) or by_name.get(links.get(key, ""))
+    target = target or _surname_owner(name, people, by_name) or _acronym_owner(name, by_name)
+    if target is not None:
+        return target
+    place = lookup(name)
+    if place is not None and _name_key(place.name) != key:
+        return _country_key(place.name, proposals)  # Italian -> Italy
+    return _same_name(key, proposals, by_name)
+
+
+def _same_name(key: str, proposals: dict[str, Proposal], by_name: dict[str, str]) -> str | None:
     """The proposal this name already has: the same name, its singular or plural
     (Balkan, Balkans), or a long form with the same initials as a defined acronym
     ("Center for European Policy Analysis" beside "Center for European Political Analysis
@@ -355,7 +364,9 @@ def _has_acronym(proposal: Proposal) -> bool:
     return any(is_acronym(f) and " " not in f for f in proposal.forms)
 
 
-def _person_aliases(proposal: Proposal, everyone: list[Proposal], add: object) -> None:
+def _person_aliases(
+    proposal: Proposal, everyone: list[Proposal], add: Callable[[str], None]
+) -> None:
     """The surname alone when no other person of the article bears it and it is no common
     word or place, and `Surname*` for its case endings where that catches no English word."""
     surname = proposal.surname or (proposal.forms[0].split()[-1] if proposal.forms else "")
@@ -365,11 +376,11 @@ def _person_aliases(proposal: Proposal, everyone: list[Proposal], add: object) -
     shared = any(fold(p.surname or "") == fold(surname) for p in others)
     if shared or lookup(surname) is not None or surname.lower() in english_words():
         return
-    add(surname)  # type: ignore[operator]
+    add(surname)
     if al.safe_prefix(surname):
-        add(surname + "*")  # type: ignore[operator]
+        add(surname + "*")
     if al.looks_south_slavic(surname):
-        add(al.serbian_cyrillic(surname))  # type: ignore[operator]
+        add(al.serbian_cyrillic(surname))
 
 
 def _gazetteer_names(name: str, languages: tuple[str, ...]) -> list[str]:

@@ -175,6 +175,17 @@ def test_cli_reads_an_article_page_through_the_fetcher(
     assert feed_server.hits("/analysis/shoal") == 1
 
 
+def test_cli_without_rules_proposes_every_actor_as_new(tmp_path: Path) -> None:
+    empty = tmp_path / "rules"
+    done = monitor("rules", "derive", str(ARTICLES / "karabakh-analysis.txt"),
+                   "--rules", str(empty), "--into", str(empty / "caucasus"))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "0 known" in done.stdout
+    check = monitor("rules", "check", str(empty))
+    assert check.returncode == 0, check.stderr
+    assert "id: nagorno-karabakh" in (empty / "caucasus" / "karabakh-analysis.yaml").read_text()
+
+
 def test_bad_input_is_one_clear_error(tmp_path: Path) -> None:
     binary = tmp_path / "latin1.txt"
     binary.write_bytes("Vu\xe8i\xe6 in Beograd".encode("latin-1"))

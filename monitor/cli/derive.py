@@ -33,12 +33,13 @@ def rules_derive(
     from monitor.derive import derive
     from monitor.derive.render import render
     from monitor.derive.source import read_article
-    from monitor.rules import load_rules
+    from monitor.rules import load_rules, rule_files
 
     settings = optional_settings(ctx)
     limits = settings.fetch if settings else FetchSettings()
     root = rules_folder(ctx, rules_path)
-    ruleset = load_rules(root)
+    # no rules yet (a new topic): every actor is new
+    ruleset = load_rules(root) if root.exists() and rule_files(root) else None
     found = read_article(article, limits)
     result = derive(found.text, ruleset, root, found.source, found.title, _languages(root))
     text = render(result)
@@ -48,10 +49,29 @@ def rules_derive(
     target = _target(Path(into), found.source)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text, encoding="utf-8")
+    _check_beside(target, root, standalone=not result.known)
     click.echo(
         f"{target}: {len(result.new)} new actors, {len(result.known)} known, "
         f"{len(result.topics)} topic rules"
     )
+
+
+def _check_beside(target: Path, root: Path, standalone: bool) -> None:
+    """The written file must load with the rules it was derived against when it went in
+    among them, or alone when it names none of their actors; a file that does not is
+    removed, and its problems reported."""
+    from monitor.errors import RuleError
+    from monitor.rules import load_rules, rule_files
+
+    inside = root.is_dir() and target.resolve().is_relative_to(root.resolve())
+    inside = inside and bool(rule_files(root))
+    if not inside and not standalone:
+        return  # its names: entries need the rules beside it, wherever the user puts it
+    try:
+        load_rules(root if inside else target)
+    except RuleError:
+        target.unlink()
+        raise
 
 
 def _target(into: Path, source: str) -> Path:

@@ -193,3 +193,19 @@ def test_bad_input_is_one_clear_error(tmp_path: Path) -> None:
     assert done.returncode == 1 and f"{binary}: not UTF-8 text" in done.stderr
     missing = monitor("rules", "derive", str(tmp_path / "none.txt"), "--rules", str(PACK))
     assert missing.returncode == 1 and "cannot read" in missing.stderr
+
+
+def test_work_is_bounded_on_hostile_text() -> None:
+    """A megabyte of capitalised gibberish and acronyms: the text is cut, runs of capitals
+    are cut into names no longer than MAX_SPAN_WORDS, and at most MAX_ACTORS come out."""
+    from monitor.derive import MAX_ACTORS, MAX_ALIASES
+    from monitor.derive.spans import MAX_SPAN_WORDS, spans
+
+    syllables = ["Ka", "Ro", "Vel", "Mun", "Dar", "Tes", "Lio", "Bra"]
+    words = [syllables[i % 8] + syllables[(i * 7) % 8].lower() for i in range(200_000)]
+    text = " ".join(w if i % 9 else f"({w.upper()[:4]})" for i, w in enumerate(words))
+    assert len(text) > 1_000_000
+    assert max(len(s.tokens) for s in spans(text[:100_000])) <= MAX_SPAN_WORDS
+    result = derive(text)
+    assert 0 < len(result.actors) <= MAX_ACTORS
+    assert all(len(p.aliases) <= MAX_ALIASES for p in result.actors)

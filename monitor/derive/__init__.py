@@ -118,6 +118,9 @@ def _group(
     acronyms with their long forms, surnames with full names."""
     proposals: dict[str, Proposal] = {}
     by_name: dict[str, str] = {}  # folded form -> proposal key
+    acronyms: dict[str, list[str]] = {}  # folded long form -> its defined acronyms
+    for acronym, long_form in links.items():
+        acronyms.setdefault(long_form, []).append(acronym)
     for cand in (c for c in found if c.known):
         key = cand.known
         if key not in proposals:
@@ -127,17 +130,18 @@ def _group(
         proposals[key].add_form(cand.span.text, cand.span.start)
     new = [c for c in found if not c.known]
     people = _people(new)
+    seen = _Seen(by_name, _by_surname(people), {})
     for cand in sorted(new, key=lambda c: -len(c.span.tokens)):  # long forms first
         name, key = cand.span.text, _name_key(cand.span.text)
-        target = _existing(name, key, links, people, by_name, proposals)
+        target = _existing(name, key, links, seen, proposals)
         if target is None:
             target, person = key, name in people
             proposals[key] = Proposal("", name, kind_of(name, person), surname=_surname(name)
                                       if person else "")  # fmt: skip
         by_name.setdefault(key, target)
-        for acronym, long_form in links.items():
-            if long_form == key:
-                by_name.setdefault(acronym, target)
+        _note_initials(key, target, seen.initials)
+        for acronym in acronyms.get(key, ()):
+            by_name.setdefault(acronym, target)
         proposals[target].add_form(name, cand.span.start)
     for proposal in proposals.values():
         if not proposal.known:
@@ -146,18 +150,24 @@ def _group(
     return proposals
 
 
+@dataclass
+class _Seen:
+    """What the grouping has seen so far, indexed for constant-time look-ups."""
+
+    by_name: dict[str, str]  # folded form -> proposal key
+    surnames: dict[str, set[str]]  # folded surname -> the people who bear it
+    initials: dict[str, str]  # a long name's initials -> proposal key
+
+
 def _existing(
-    name: str,
-    key: str,
-    links: dict[str, str],
-    people: set[str],
-    by_name: dict[str, str],
-    proposals: dict[str, Proposal],
+    name: str, key: str, links: dict[str, str], seen: _Seen, proposals: dict[str, Proposal]
 ) -> str | None:
     """The proposal a new name belongs to, if one has it already: by name, as a defined
     acronym, as a person's surname, as a long form's initials, as a country's people."""
+    by_name = seen.by_name
     target = by_name.get(key) or by_name.get(links.get(key, ""))
-    target = target or _surname_owner(name, people, by_name) or _acronym_owner(name, by_name)
+    target = target or _surname_owner(name, seen.surnames, by_name)
+    target = target or _acronym_owner(name, seen.initials)
     if target is not None:
         return target
     place = lookup(name)
@@ -205,26 +215,36 @@ def _surname(name: str) -> str:
     return words[-1] if words else name
 
 
-def _surname_owner(name: str, people: set[str], by_name: dict[str, str]) -> str | None:
+def _by_surname(people: set[str]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for person in people:
+        out.setdefault(fold(_surname(person)), set()).add(person)
+    return out
+
+
+def _surname_owner(
+    name: str, surnames: dict[str, set[str]], by_name: dict[str, str]
+) -> str | None:
     """The one person of the article whose surname `name` is (none when two share it)."""
     if " " in name:
         return None
-    owners = {p for p in people if fold(_surname(p)) == fold(name) and p != name}
+    owners = surnames.get(fold(name), set()) - {name}
     if len(owners) != 1:
         return None
-    return by_name.get(_name_key(owners.pop()))
+    return by_name.get(_name_key(next(iter(owners))))
 
 
-def _acronym_owner(name: str, by_name: dict[str, str]) -> str | None:
+def _acronym_owner(name: str, initials: dict[str, str]) -> str | None:
     """An acronym used without its definition whose letters are a long form's initials."""
     if not is_acronym(name) or CODE_RE.match(name):
         return None
-    letters = "".join(c for c in name.upper() if c.isalpha())
-    for key, target in by_name.items():
-        words = key.split()
-        if len(words) >= 3 and al.initials(words, CONNECTORS) == letters:
-            return target
-    return None
+    return initials.get("".join(c for c in name.upper() if c.isalpha()))
+
+
+def _note_initials(key: str, target: str, initials: dict[str, str]) -> None:
+    words = key.split()
+    if len(words) >= 3:
+        initials.setdefault(al.initials(words, CONNECTORS), target)
 
 
 def _name_new(proposal: Proposal) -> None:

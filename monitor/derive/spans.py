@@ -25,6 +25,7 @@ _SENTENCE_END_RE = re.compile(r"(?<=[.!?…])[\"'”’)]*\s+(?=[\"'“‘(]?[A-
 # Weapons and models: letters then digits, as the press writes them (CH-92A, FK-3, S-400).
 CODE_RE = re.compile(r"^[A-Z]{1,5}-?\d{1,4}[A-Z]{0,3}$")
 POSSESSIVE = ("'s", "’s", "'", "’")
+MAX_SPAN_WORDS = 12  # no name is longer; a longer run of capitals is cut (bounded work)
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,7 @@ def _sentence_spans(text: str, words: list[Token], number: int) -> list[Span]:
         else:
             close()
             continue
-        if word.possessive:
+        if word.possessive or len(run) >= MAX_SPAN_WORDS:
             close()
     close()
     return out

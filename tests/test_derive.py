@@ -90,6 +90,8 @@ def test_known_actors_are_marked_with_their_pack_ids(pack) -> None:
     assert "Antonio Tajani" in known["tajani"].aliases  # the full name the article adds
     out = render(result)
     assert "# known: balkans/kfor (" in out
+    # a topic whose phrase the pack's lists hold names the list, in every language
+    assert any("$tensions" in t.query for t in result.topics)
     new_ids = {p.id for p in result.new}
     assert {"ristuccia", "knezevic", "cepa", "ecfr"} <= new_ids
     assert not new_ids & set(pack.actors)  # never a duplicate of a loaded id

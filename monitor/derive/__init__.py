@@ -46,10 +46,12 @@ class Topic:
     title: str
     phrases: tuple[str, ...]
     actors: tuple[str, ...]  # actor ids, new or known
+    lists: tuple[str, ...] = ()  # the loaded rules' lists that hold one of the phrases
 
     @property
     def query(self) -> str:
-        terms = " OR ".join(f'"{p}"' if " " in p else p for p in self.phrases)
+        terms = " OR ".join([*(f'"{p}"' if " " in p else p for p in self.phrases),
+                             *(f"${name}" for name in self.lists)])  # fmt: skip
         who = " OR ".join(f"@{a}" for a in self.actors)
         return f"({who}) AND ({terms})" if who else f"({terms})"
 
@@ -95,7 +97,8 @@ def derive(
     result = sorted(proposals.values(), key=lambda p: p.first)[:MAX_ACTORS]
     for proposal in result:
         proposal.aliases = _aliases(proposal, result, index, languages)[:MAX_ALIASES]
-    return Derivation(source, title, result, topics(text, result))
+    lists = ruleset.lists if ruleset else {}
+    return Derivation(source, title, result, topics(text, result, lists))
 
 
 def _with_long_forms(
@@ -222,9 +225,7 @@ def _by_surname(people: set[str]) -> dict[str, set[str]]:
     return out
 
 
-def _surname_owner(
-    name: str, surnames: dict[str, set[str]], by_name: dict[str, str]
-) -> str | None:
+def _surname_owner(name: str, surnames: dict[str, set[str]], by_name: dict[str, str]) -> str | None:
     """The one person of the article whose surname `name` is (none when two share it)."""
     if " " in name:
         return None

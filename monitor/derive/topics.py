@@ -12,6 +12,7 @@ from monitor.derive.actors import Proposal
 from monitor.derive.aliases import zipf
 from monitor.derive.spans import sentences
 from monitor.normalise import fold
+from monitor.rules import Node, Term, walk
 
 FUNCTION_ZIPF = 5.3  # words at least this common ("the", "also", "which") end a phrase
 GENERIC_ZIPF = 4.6  # a phrase of such words only ("new government") is no topic
@@ -21,6 +22,7 @@ MAX_PHRASES = 24
 MAX_TOPICS = 8
 PER_TOPIC = 6
 ACTORS_PER_TOPIC = 4
+MAX_LISTS = 3  # of the loaded rules' lists named in one topic rule
 _WORD_RE = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*|\S")
 
 
@@ -31,7 +33,9 @@ class _Phrase:
     sentences: frozenset[int]
 
 
-def topics(text: str, proposals: list[Proposal]) -> list:
+def topics(text: str, proposals: list[Proposal], lists: dict[str, Node] | None = None) -> list:
+    """Topic rules for the article; `lists`, the loaded rules' named lists: a topic whose
+    phrase one of them holds names the list too ($tensions carries every language)."""
     from monitor.derive import Topic
 
     sents = [s for _, s in sentences(text)]
@@ -56,8 +60,24 @@ def topics(text: str, proposals: list[Proposal]) -> list:
     for members, actors in groups:
         topic_id = _unique(_slug(members[0]), used)
         who = tuple(a for a, _ in actors.most_common(ACTORS_PER_TOPIC))
-        out.append(Topic(topic_id, ", ".join(members[:3]).capitalize(), tuple(members), who))
+        held = _lists_holding(members, lists or {})
+        out.append(Topic(topic_id, ", ".join(members[:3]).capitalize(), tuple(members), who,
+                         held))  # fmt: skip
     return out
+
+
+def _lists_holding(phrases: list[str], lists: dict[str, Node]) -> tuple[str, ...]:
+    """The lists with a term that matches one of the phrases (a word, or a prefix of it)."""
+    found = []
+    for name, node in lists.items():
+        terms = [n for n, _ in walk(node) if isinstance(n, Term)]
+        for phrase in phrases:
+            folded = fold(phrase)
+            if any(folded == t.pattern or (t.prefix and folded.startswith(t.pattern))
+                   for t in terms):  # fmt: skip
+                found.append(name)
+                break
+    return tuple(found[:MAX_LISTS])
 
 
 def _key_phrases(sents: list[str]) -> list[_Phrase]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from monitor import __version__
-from monitor.cli import explore, rules, service, sources, trends, triage, ui
+from monitor.cli import derive, explore, opml, rules, service, sources, trends, triage, ui
 from monitor.cli.common import setup_logging
 
 
@@ -39,6 +39,10 @@ def main(ctx: click.Context, config: str | None, log_level: str, log_format: str
     ctx.obj["config"] = config
     setup_logging(log_level, log_format)
 
+
+rules.rules.add_command(derive.rules_derive)
+sources.sources.add_command(opml.sources_import)
+sources.sources.add_command(opml.sources_export)
 
 for command in (
     service.run,

@@ -81,7 +81,8 @@ def cycle(store: Store, engine: Engine, detector: Detector, batch: list[Timed],
         Arrival(i, frozenset(actors[item.id]), entity_keys(item, actors[item.id]))
         for item, i in fresh
     ]
-    assigner = Assigner.for_cycle(arrivals, store.story_lookup(now - OPEN_WINDOW), now)
+    lookup = store.story_lookup(now - OPEN_WINDOW)
+    assigner = Assigner.for_cycle(arrivals, lookup, now)
     stories = [(a.identity.text.id, assigner.assign(a)) for a in arrivals]
     start = watch.time("stories", start)
     outcome = CycleOutcome(

@@ -199,7 +199,10 @@ class Assigner:
 
     @classmethod
     def for_cycle(
-        cls, arrivals: Sequence[Arrival], lookup: StoryLookup, now: datetime | None = None
+        cls,
+        arrivals: Sequence[Arrival],
+        lookup: StoryLookup,
+        now: datetime | None = None,
     ) -> Assigner:
         entity = sorted({k for a in arrivals for k in a.entities})
         counts = lookup.entity_counts(entity) if entity else {}
@@ -232,8 +235,12 @@ class Assigner:
     def _by_names(self, arrival: Arrival) -> str | None:
         best, best_score = None, EVENT_SIMILARITY
         tried: set[str] = set()
-        for key in arrival.entities:
-            for member in self.by_key.get(key, ()):
+        counts = self.weights.counts
+        # the rarest names only, and their latest items: what the store lookup gives
+        seen = [k for k in arrival.entities if counts.get(k)]  # carried by an item before
+        keys = sorted(seen, key=lambda k: (counts[k], k))
+        for key in keys[:ENTITY_LOOKUPS]:
+            for member in reversed(self.by_key.get(key, [])[-MEMBERS_PER_KEY:]):
                 if member.text.id in tried:
                     continue
                 tried.add(member.text.id)
@@ -248,10 +255,11 @@ class Assigner:
         when = arrival.identity.text.when or self.now
         if when and member.text.when and abs(when - member.text.when) > NAME_WINDOW:
             return 0.0
-        shared = arrival.entities & member.entities
-        if _things(shared) < MIN_SHARED or _numbers_differ(arrival.entities, member.entities):
+        ours, theirs = arrival.entities, member.entities
+        shared = ours & theirs
+        if _things(shared) < MIN_SHARED or _numbers_differ(ours, theirs):
             return 0.0
-        smaller = min(self._weight(arrival.entities), self._weight(member.entities))
+        smaller = min(self._weight(ours), self._weight(theirs))
         return sum(map(self.weights.of, shared)) / smaller if smaller else 0.0
 
     def _weight(self, keys: frozenset[str]) -> float:

@@ -54,7 +54,9 @@ def test_once_then_digest_delivers_one_message_once(tmp_path, feed_server, smtp_
     text = message.get_body(("plain",)).get_content()
     html = message.get_body(("html",)).get_content()
     assert "KFOR steps up patrols in northern Kosovo" in text
-    assert "Вучић: Србија ће наставити дијалог са Приштином" in html
+    # the think tank's Cyrillic report: a story of its own, or an outlet of the one it joined
+    assert ("Вучић: Србија ће наставити дијалог са Приштином" in html
+            or 'href="https://thinktank.example/sr/vucic-dijalog"' in html)  # fmt: skip
     assert "<b>" in html and "Dead" in text  # highlights, and the failed source is named
 
     # a second round finds nothing new and sends nothing

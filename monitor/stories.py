@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -239,27 +239,30 @@ class Assigner:
         # the rarest names only, and their latest items: what the store lookup gives
         seen = [k for k in arrival.entities if counts.get(k)]  # carried by an item before
         keys = sorted(seen, key=lambda k: (counts[k], k))
+        ours = _Side(arrival.entities, self._weight(arrival.entities))  # once per arrival
         for key in keys[:ENTITY_LOOKUPS]:
             for member in reversed(self.by_key.get(key, [])[-MEMBERS_PER_KEY:]):
                 if member.text.id in tried:
                     continue
                 tried.add(member.text.id)
-                score = self._similarity(arrival, member)
+                score = self._similarity(arrival, ours, member)
                 if score >= best_score:
                     best, best_score = member.story, score
         return best
 
-    def _similarity(self, arrival: Arrival, member: Member) -> float:
+    def _similarity(self, arrival: Arrival, ours: _Side, member: Member) -> float:
         if arrival.identity.text.source == member.text.source:
             return 0.0  # an outlet's next report on the same names is most often news of its own
         when = arrival.identity.text.when or self.now
         if when and member.text.when and abs(when - member.text.when) > NAME_WINDOW:
             return 0.0
-        ours, theirs = arrival.entities, member.entities
-        shared = ours & theirs
-        if _things(shared) < MIN_SHARED or _numbers_differ(ours, theirs):
+        shared = ours.keys & member.entities
+        if _things(shared) < MIN_SHARED:
             return 0.0
-        smaller = min(self._weight(ours), self._weight(theirs))
+        theirs = _numbers(member.entities)
+        if ours.numbers and theirs and not ours.numbers & theirs:
+            return 0.0  # both name numbers and none in common: counts, dates, rounds are facts
+        smaller = min(ours.weight, self._weight(member.entities))
         return sum(map(self.weights.of, shared)) / smaller if smaller else 0.0
 
     def _weight(self, keys: frozenset[str]) -> float:
@@ -274,8 +277,17 @@ def _things(keys: frozenset[str]) -> int:
     return len(names) + sum(1 for a in actors if a[:NAME_LETTERS] not in names)
 
 
-def _numbers_differ(a: frozenset[str], b: frozenset[str]) -> bool:
-    """Both name numbers and none in common: counts, dates and rounds are facts."""
-    na = {k for k in a if k.startswith("e:#")}
-    nb = {k for k in b if k.startswith("e:#")}
-    return bool(na and nb and not na & nb)
+def _numbers(keys: frozenset[str]) -> set[str]:
+    return {k for k in keys if k.startswith("e:#")}
+
+
+@dataclass(frozen=True)
+class _Side:
+    """An arriving item's keys with what is worked out once for all its comparisons."""
+
+    keys: frozenset[str]
+    weight: float
+    numbers: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.numbers.update(_numbers(self.keys))

@@ -64,11 +64,15 @@ class AssignmentTable(StoreBase):
     def story_members(self, keys: Sequence[str], since: datetime) -> dict[str, list[Member]]:
         """Items of stories still open at `since` carrying these keys, by key."""
         found: dict[str, list[Member]] = {}
+        made: dict[str, Member] = {}  # an item under several keys is read into a Member once
         for chunk in _chunks(keys, 500):
             sql = _MEMBERS.format(marks=",".join("?" * len(chunk)))
             rows = self.conn.execute(sql, [*chunk, iso(since), MEMBERS_PER_KEY])
             for key, story, *fields, first_seen, actors in rows:
-                found.setdefault(key, []).append(_member(story, fields, first_seen, actors))
+                item_id = fields[0]
+                if item_id not in made:
+                    made[item_id] = _member(story, fields, first_seen, actors)
+                found.setdefault(key, []).append(made[item_id])
         return found
 
     def entity_counts(self, keys: Sequence[str]) -> dict[str, int]:

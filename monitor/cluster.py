@@ -9,7 +9,6 @@ by band key (for assignment), both in memory; a story closes once its last item 
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +16,7 @@ from datetime import datetime
 from monitor.clock import from_iso, iso
 from monitor.dedupe import Identity, Index, Text
 from monitor.errors import MonitorError
+from monitor.jsonl import json_records
 from monitor.match import Engine
 from monitor.models import Item, RawEntry
 from monitor.normalise import normalise
@@ -53,14 +53,8 @@ def read_jsonl(
 ) -> Iterator[tuple[str, Item]]:
     """(the record's id, its item as the daemon would store it) for each non-empty line;
     with `truth`, each record's value of that field goes into `labels`."""
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError as exc:
-            raise MonitorError(f"{name}:{number}: not valid JSON: {exc}") from None
-        if not isinstance(record, dict) or "id" not in record:
+    for number, record in json_records(lines, name):
+        if "id" not in record:
             raise MonitorError(f'{name}:{number}: expected a JSON object with an "id"')
         item = _item(record)
         if item is None:

@@ -7,7 +7,6 @@ times, and returns every signal with the time it would have been raised."""
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from monitor.clock import from_iso
 from monitor.config import SignalSettings
 from monitor.dedupe import Identity
 from monitor.errors import MonitorError
+from monitor.jsonl import json_records
 from monitor.match import Engine, item_from_json
 from monitor.models import CycleOutcome, Item, Signal
 from monitor.signals import Detector
@@ -37,15 +37,7 @@ def read_timeline(stream: IO[str], name: str) -> list[Timed]:
     """The file's items in published order; a line that cannot be placed is an error
     naming the file and line (nothing is replayed then)."""
     timed = []
-    for number, line in enumerate(stream, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError as exc:
-            raise MonitorError(f"{name}:{number}: not valid JSON: {exc}") from None
-        if not isinstance(record, dict):
-            raise MonitorError(f"{name}:{number}: expected a JSON object")
+    for number, record in json_records(stream, name):
         published = record.get("published")
         try:
             at = from_iso(published) if isinstance(published, str) else None

@@ -101,21 +101,14 @@ def rules_test(
 @clean_errors
 def match_cmd(ctx: click.Context, file: Any, rules_path: str | None) -> None:
     """Match items from a JSON-lines FILE ('-' for stdin); print one JSON line of hits each."""
+    from monitor.jsonl import json_records
     from monitor.match import Engine, item_from_json
     from monitor.rules import load_rules
 
     settings = optional_settings(ctx)
     max_text = settings.fetch.max_text if settings else FetchSettings().max_text
     engine = Engine(load_rules(rules_folder(ctx, rules_path)), max_chars=max_text)
-    for number, line in enumerate(file, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError as exc:
-            raise MonitorError(f"{file.name}:{number}: not valid JSON: {exc}") from None
-        if not isinstance(record, dict):
-            raise MonitorError(f"{file.name}:{number}: expected a JSON object")
+    for number, record in json_records(file, file.name):
         hits, relations = engine.match_with_relations(item_from_json(record, number))
         out = {
             "id": record.get("id", number),

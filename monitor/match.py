@@ -182,13 +182,16 @@ class Engine:
         if not self._raw:
             return [], 0
         ctx = _Context(self, item, max_chars or self.max_chars)
+        return self._hits(ctx), ctx.steps
+
+    def _hits(self, ctx: _Context) -> list[Hit]:
         hits = []
         for index in self._candidates(ctx):
             rule = self.rules[index]
             evidence = ctx.evaluate(rule.query)
             if evidence is not None:
                 hits.append(ctx.hit(rule, evidence))
-        return hits, ctx.steps
+        return hits
 
     def match_with_relations(
         self, item: Item, max_chars: int | None = None
@@ -197,13 +200,7 @@ class Engine:
         if not self._raw:
             return [], []
         ctx = _Context(self, item, max_chars or self.max_chars)
-        hits = []
-        for index in self._candidates(ctx):
-            rule = self.rules[index]
-            evidence = ctx.evaluate(rule.query)
-            if evidence is not None:
-                hits.append(ctx.hit(rule, evidence))
-        return hits, [f.relation for f in ctx.relations()]
+        return self._hits(ctx), [f.relation for f in ctx.relations()]
 
     def relations(self, item: Item) -> list[Relation]:
         return self.match_with_relations(item)[1]

@@ -99,9 +99,10 @@ class _OpenStories:
         since = self.now - OPEN_WINDOW if self.now else None
         found = {}
         for key in keys:
-            live = [m for m in reversed(self._by_key.get(key, ())) if self._open(m.story, since)]
+            latest = reversed(self._by_key.get(key, [])[-MEMBERS_PER_KEY:])
+            live = [m for m in latest if self._open(m.story, since)]
             if live:
-                found[key] = live[:MEMBERS_PER_KEY]
+                found[key] = live
         return found
 
     def entity_counts(self, keys: Sequence[str]) -> dict[str, int]:

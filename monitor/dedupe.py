@@ -24,7 +24,7 @@ import functools
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -44,7 +44,11 @@ BODY_WORDS = 80  # the start of the body is what syndicated copies keep
 # LSH: BANDS bands of ROWS hash values each; a pair at Jaccard 0.7 of title words shares a
 # band with probability 0.98, at 0.3 with 0.24 (the rest are confirmed or dropped on text).
 BANDS, ROWS = 10, 3
+# A band key many stored items carry (common words hashed alike) is weak evidence: its latest
+# holders are the candidates, not all of them.
+HOLDERS_PER_KEY = 50
 _WORD = re.compile(r"\w+")
+_DIGIT = re.compile(r"\d")
 
 
 def url_key(url: str) -> str:
@@ -71,30 +75,39 @@ def exact_keys(item: Item) -> list[str]:
     return keys
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Text:
-    """What near-duplicate detection compares: folded title words, folded body words, when."""
+    """What near-duplicate detection compares: folded title words, folded body words, when.
+    The words are worked out on first use, once: a stored item read as a candidate is most
+    often ruled out on its source or time alone."""
 
     id: str
     source: str
-    title: tuple[str, ...]
-    body: tuple[str, ...]
     when: datetime | None
+    raw_title: str = field(default="", repr=False)
+    raw_body: str = field(default="", repr=False)
 
     @classmethod
     def of(cls, item: Item, first_seen: str = "") -> Text:
         body = item.summary or item.content
-        return cls(
-            id=item.id,
-            source=item.source,
-            title=tuple(_WORD.findall(fold(item.title))),
-            body=tuple(_WORD.findall(fold(body[: BODY_WORDS * 12])))[:BODY_WORDS],
-            when=_moment(item.published) or _moment(first_seen),
-        )
+        when = _moment(item.published) or _moment(first_seen)
+        return cls(item.id, item.source, when, item.title, body[: BODY_WORDS * 12])
 
-    @property
-    def pairs(self) -> set[str]:
-        return {f"{a} {b}" for a, b in zip(self.body, self.body[1:], strict=False)}
+    @functools.cached_property
+    def title(self) -> tuple[str, ...]:
+        return tuple(_WORD.findall(fold(self.raw_title)))
+
+    @functools.cached_property
+    def body(self) -> tuple[str, ...]:
+        return tuple(_WORD.findall(fold(self.raw_body)))[:BODY_WORDS]
+
+    @functools.cached_property
+    def pairs(self) -> frozenset[str]:
+        return frozenset(map(" ".join, zip(self.body, self.body[1:], strict=False)))
+
+    @functools.cached_property
+    def title_numbers(self) -> frozenset[str]:
+        return _numbers(self.title)
 
 
 def near_keys(text: Text) -> list[str]:
@@ -118,9 +131,10 @@ def near_duplicate(a: Text, b: Text) -> bool:
         return False
     if min(len(a.title), len(b.title)) < MIN_TITLE_WORDS:
         return False
-    if _numbers(a.title) != _numbers(b.title):  # "round 3" and "round 4" are two stories
+    if a.title_numbers != b.title_numbers:  # "round 3" and "round 4" are two stories
         return False
-    return fuzz.ratio(" ".join(a.title), " ".join(b.title)) >= TITLE_SIMILARITY
+    share = fuzz.ratio(" ".join(a.title), " ".join(b.title), score_cutoff=TITLE_SIMILARITY)
+    return share >= TITLE_SIMILARITY
 
 
 @dataclass(frozen=True)
@@ -154,7 +168,7 @@ class Index:
             if key in self._exact:
                 return self._exact[key]
         for key in identity.near:
-            for other in self._near.get(key, ()):
+            for other in self._near.get(key, [])[-HOLDERS_PER_KEY:]:  # as the store's lookup
                 if near_duplicate(identity.text, other):
                     return other.id
         return None
@@ -175,7 +189,7 @@ def resolve(
     the stored items carrying each of some keys, `texts` the texts of some stored items."""
     wanted = sorted({k for i in identities for k in i.keys})
     held = holders(wanted)
-    exact = {k: ids[0] for k, ids in held.items() if not _is_band(k)}
+    exact = {k: ids[0] for k, ids in held.items() if not is_band(k)}
     known: dict[str, str] = {}
     pending = []
     for identity in identities:
@@ -193,7 +207,7 @@ def resolve(
     return known
 
 
-def _is_band(key: str) -> bool:
+def is_band(key: str) -> bool:
     return key[:1] in {"t", "b"} and key[1:2].isdigit()
 
 
@@ -236,12 +250,15 @@ def _bands(prefix: str, tokens: Iterable[str]) -> list[str]:
     ]
 
 
-def _numbers(words: tuple[str, ...]) -> set[str]:
-    return {w for w in words if any(c.isdigit() for c in w)}
+def _numbers(words: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(w for w in words if _DIGIT.search(w))
 
 
-def _jaccard(a: set[str], b: set[str]) -> float:
-    return len(a & b) / len(a | b) if a and b else 0.0
+def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    if not a or not b:
+        return 0.0
+    shared = len(a & b)
+    return shared / (len(a) + len(b) - shared)
 
 
 def _moment(value: str) -> datetime | None:

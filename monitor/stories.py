@@ -19,7 +19,9 @@ and stay two stories. A story is open while its last item is younger than `OPEN_
 
 Candidates come from keys, looked up once per cycle: the items' LSH band keys, and for what
 they name only each item's `ENTITY_LOOKUPS` rarest names (a common name finds too many
-items to be worth comparing), each giving at most `MEMBERS_PER_KEY` recent items."""
+items to be worth comparing), each giving the open stories' items among its latest
+`MEMBERS_PER_KEY`; an item is compared with at most `NAME_CANDIDATES` of them, the rarest
+names' first."""
 
 from __future__ import annotations
 
@@ -46,6 +48,7 @@ MIN_SHARED = 2
 NAME_LETTERS = 4  # a name is compared on its first letters: case endings differ after them
 ENTITY_LOOKUPS = 6
 MEMBERS_PER_KEY = 50
+NAME_CANDIDATES = 30  # compared at most, the rarest names' first
 PRIOR_ITEMS = 200
 TEASER_CHARS = 400  # of the summary: where a report names its who and where
 
@@ -135,8 +138,8 @@ class StoryLookup(Protocol):
     """What assignment asks of the stored items (the store, or memory for `monitor cluster`)."""
 
     def members(self, keys: Sequence[str]) -> dict[str, list[Member]]:
-        """Items of open stories carrying these keys, at most MEMBERS_PER_KEY a key, newest
-        first."""
+        """The items of open stories among the latest MEMBERS_PER_KEY carrying each of these
+        keys, newest first."""
         ...
 
     def entity_counts(self, keys: Sequence[str]) -> dict[str, int]:
@@ -163,7 +166,7 @@ def related(a: Text, a_actors: frozenset[str], b: Member) -> bool:
         return True
     if not a.title or not b.text.title:
         return False
-    if {w for w in a.title if w.isdigit()} != {w for w in b.text.title if w.isdigit()}:
+    if a.title_numbers != b.text.title_numbers:
         return False
     share = fuzz.token_set_ratio(" ".join(a.title), " ".join(b.text.title))
     if share >= TITLE_SHARE and min(len(a.title), len(b.text.title)) >= 4:
@@ -177,16 +180,29 @@ class _Weights:
 
     counts: dict[str, int]
     total: int
+    # log(items carrying a key + 1), kept until the key's count changes: the weight of a key
+    # is log(total + PRIOR_ITEMS) less this, and an arrival's candidates ask for the same
+    # keys again and again
+    _rarity: dict[str, float] = field(default_factory=dict, repr=False)
 
-    def of(self, key: str) -> float:
+    def of_all(self, keys: Iterable[str]) -> float:
         # PRIOR_ITEMS items that named nothing stand in for a young database's missing
         # history: with few items stored, a name seen once is not yet a common name
-        return math.log((self.total + PRIOR_ITEMS) / (self.counts.get(key, 0) + 1))
+        base = math.log(self.total + PRIOR_ITEMS)
+        rarity, counts = self._rarity, self.counts
+        weight = 0.0
+        for key in keys:
+            known = rarity.get(key)
+            if known is None:
+                known = rarity[key] = math.log(counts.get(key, 0) + 1)
+            weight += base - known
+        return weight
 
     def add(self, keys: Iterable[str]) -> None:
         self.total += 1
         for key in keys:
             self.counts[key] = self.counts.get(key, 0) + 1
+            self._rarity.pop(key, None)
 
 
 @dataclass
@@ -212,7 +228,8 @@ class Assigner:
             stored = [k for k in arrival.entities if counts.get(k)]
             keys.update(sorted(stored, key=lambda k: (counts[k], k))[:ENTITY_LOOKUPS])
         found = lookup.members(sorted(keys)) if keys else {}
-        return cls({k: list(v) for k, v in found.items()}, weights, now)
+        # oldest first, as the cycle's own items are appended after them
+        return cls({k: v[::-1] for k, v in found.items()}, weights, now)
 
     def assign(self, arrival: Arrival) -> str:
         """The story of this new item (its own id for a new story); remembered for the
@@ -226,10 +243,13 @@ class Assigner:
         return story
 
     def _by_wording(self, arrival: Arrival) -> str | None:
+        tried: set[str] = set()  # most near-duplicates share several bands
         for key in arrival.identity.near:
-            for member in self.by_key.get(key, ()):
-                if related(arrival.identity.text, arrival.actors, member):
-                    return member.story
+            for member in reversed(self.by_key.get(key, [])[-MEMBERS_PER_KEY:]):
+                if member.text.id not in tried:
+                    tried.add(member.text.id)
+                    if related(arrival.identity.text, arrival.actors, member):
+                        return member.story
         return None
 
     def _by_names(self, arrival: Arrival) -> str | None:
@@ -244,6 +264,8 @@ class Assigner:
             for member in reversed(self.by_key.get(key, [])[-MEMBERS_PER_KEY:]):
                 if member.text.id in tried:
                     continue
+                if len(tried) == NAME_CANDIDATES:
+                    return best
                 tried.add(member.text.id)
                 score = self._similarity(arrival, ours, member)
                 if score >= best_score:
@@ -257,16 +279,16 @@ class Assigner:
         if when and member.text.when and abs(when - member.text.when) > NAME_WINDOW:
             return 0.0
         shared = ours.keys & member.entities
-        if _things(shared) < MIN_SHARED:
+        if len(shared) < MIN_SHARED or _things(shared) < MIN_SHARED:  # (never more things)
             return 0.0
         theirs = _numbers(member.entities)
         if ours.numbers and theirs and not ours.numbers & theirs:
             return 0.0  # both name numbers and none in common: counts, dates, rounds are facts
         smaller = min(ours.weight, self._weight(member.entities))
-        return sum(map(self.weights.of, shared)) / smaller if smaller else 0.0
+        return self.weights.of_all(shared) / smaller if smaller else 0.0
 
     def _weight(self, keys: frozenset[str]) -> float:
-        return sum(map(self.weights.of, keys))
+        return self.weights.of_all(keys)
 
 
 def _things(keys: frozenset[str]) -> int:

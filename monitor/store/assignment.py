@@ -13,26 +13,25 @@ from monitor.clock import iso
 from monitor.dedupe import Text
 from monitor.models import Item
 from monitor.store.base import StoreBase
-from monitor.stories import MEMBERS_PER_KEY, Member, entity_keys
+from monitor.stories import MEMBERS_PER_KEY, Member
 
-# Items of open stories carrying some keys, newest first and at most `per_key` a key, with
-# the actors their hits found.
+# The items of open stories among the latest `per_key` carrying each of some keys, with what
+# they name (their entity keys, the rules' actors among them). `item_keys` is
+# ordered by key and then by when the item came, so each key's latest holders are the end of
+# one index range: a key that many stored items carry costs what a rare one does.
 _MEMBERS = """
-    SELECT key, story, id, source, url, guid, title, summary, content, published, fingerprint,
-           first_seen, actors
-    FROM (
-        SELECT item_keys.key, items.story, items.id, items.source, items.url, items.guid,
-               items.title, items.summary, items.content, items.published, items.fingerprint,
-               items.first_seen,
-               (SELECT group_concat(actors, '\x1f') FROM hits
-                WHERE hits.item_id = items.id) AS actors,
-               row_number() OVER (PARTITION BY item_keys.key
-                                  ORDER BY items.first_seen DESC, items.rowid DESC) AS nth
-        FROM item_keys JOIN items ON items.id = item_keys.item_id
-        JOIN stories ON stories.id = items.story
-        WHERE item_keys.key IN ({marks}) AND stories.last_seen >= ?
-    )
-    WHERE nth <= ?
+    SELECT wanted.value, items.story, items.id, items.source, items.url, items.guid,
+           items.title, items.summary, items.content, items.published, items.fingerprint,
+           items.first_seen,
+           items.entities
+    FROM json_each(?) AS wanted
+    JOIN item_keys ON item_keys.key = wanted.value AND item_keys.seq >= coalesce(
+        (SELECT seq FROM item_keys AS held WHERE held.key = wanted.value
+         ORDER BY seq DESC LIMIT 1 OFFSET ?), -1)
+    JOIN items ON items.id = item_keys.item_id
+    JOIN stories ON stories.id = items.story
+    WHERE stories.last_seen >= ?
+    ORDER BY item_keys.seq DESC
 """
 _COUNT_UP = """
     INSERT INTO entity_counts (key, items) VALUES (?, ?)
@@ -62,17 +61,18 @@ class AssignmentTable(StoreBase):
         return StoredStories(self, since)
 
     def story_members(self, keys: Sequence[str], since: datetime) -> dict[str, list[Member]]:
-        """Items of stories still open at `since` carrying these keys, by key."""
+        """Items of stories still open at `since` among the latest carrying these keys, by
+        key, newest first."""
         found: dict[str, list[Member]] = {}
         made: dict[str, Member] = {}  # an item under several keys is read into a Member once
-        for chunk in _chunks(keys, 500):
-            sql = _MEMBERS.format(marks=",".join("?" * len(chunk)))
-            rows = self.conn.execute(sql, [*chunk, iso(since), MEMBERS_PER_KEY])
-            for key, story, *fields, first_seen, actors in rows:
-                item_id = fields[0]
-                if item_id not in made:
-                    made[item_id] = _member(story, fields, first_seen, actors)
-                found.setdefault(key, []).append(made[item_id])
+        rows = self.conn.execute(
+            _MEMBERS, [json.dumps(list(keys)), MEMBERS_PER_KEY - 1, iso(since)]
+        )
+        for key, story, *fields, first_seen, entities in rows:
+            item_id = fields[0]
+            if item_id not in made:
+                made[item_id] = _member(story, fields, first_seen, entities)
+            found.setdefault(key, []).append(made[item_id])
         return found
 
     def entity_counts(self, keys: Sequence[str]) -> dict[str, int]:
@@ -93,11 +93,11 @@ class AssignmentTable(StoreBase):
         self.conn.executemany(_COUNT_UP, sorted(counted.items()))
 
 
-def _member(story: str, fields: list, first_seen: str | None, actors: str | None) -> Member:
+def _member(story: str, fields: list, first_seen: str | None, entities: str | None) -> Member:
     item = Item(*(f or "" for f in fields))
-    names = {a for part in (actors or "").split("\x1f") if part for a in json.loads(part)}
-    found = frozenset(names)
-    return Member(story, Text.of(item, first_seen or ""), found, entity_keys(item, found))
+    keys = frozenset(entities.split("\x1f")) if entities else frozenset()
+    actors = frozenset(k[3:] for k in keys if k.startswith("e:@"))
+    return Member(story, Text.of(item, first_seen or ""), actors, keys)
 
 
 def _chunks(values: Sequence[str], size: int) -> Iterable[Sequence[str]]:

@@ -27,6 +27,9 @@ DEFAULT_BUSY_TIMEOUT = 30.0  # seconds a write waits for another process's write
 T = TypeVar("T")
 
 
+CACHE_KIB = 64 * 1024
+
+
 class StoreLocked(StoreError):
     """Another process held the write lock for longer than the busy timeout."""
 
@@ -55,6 +58,10 @@ class StoreBase:
             self.conn.execute("PRAGMA journal_mode = WAL")
             self.conn.execute("PRAGMA synchronous = NORMAL")
             self.conn.execute("PRAGMA foreign_keys = ON")
+            # The default 2 MB of page cache makes a cycle's inserts into the key and
+            # search indexes (random places in big b-trees) read the same pages again and
+            # again once the database outgrows it
+            self.conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
             self.db = Database(self.conn)
             migrate(self.db)
         except (sqlite3.Error, RuntimeError) as exc:

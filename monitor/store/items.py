@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from monitor.clock import from_iso, iso
-from monitor.dedupe import Identity, Text, resolve
+from monitor.dedupe import HOLDERS_PER_KEY, Identity, Text, is_band, resolve
 from monitor.lang import expand
 from monitor.models import (
     CycleOutcome,
@@ -64,6 +64,16 @@ _PROVENANCE = """
     LEFT JOIN sources ON sources.name = item_sources.source
     WHERE items.story IN ({marks})
 """
+# Per key its first holder or its latest `HOLDERS_PER_KEY` (`order`, `offset`), each one end
+# of the key's index range (`item_keys` is ordered by key, then by when the item came).
+_HOLDERS = """
+    SELECT wanted.value, item_keys.item_id, item_keys.seq FROM json_each(?) AS wanted
+    JOIN item_keys ON item_keys.key = wanted.value AND item_keys.seq {beyond} coalesce(
+        (SELECT seq FROM item_keys AS held WHERE held.key = wanted.value
+         ORDER BY seq {order} LIMIT 1 OFFSET ?), {otherwise})
+"""
+_FIRST_HOLDER = _HOLDERS.format(beyond="<=", order="ASC", otherwise=-1)  # none: no row
+_LATEST_HOLDERS = _HOLDERS.format(beyond=">=", order="DESC", otherwise=-1)  # fewer: all
 # Stories that have a hit claimed under a name (an alert already sent or on its way).
 _CLAIMED_STORIES = """
     SELECT DISTINCT items.story FROM digest_hits
@@ -90,11 +100,19 @@ class ItemTable(AssignmentTable, SourceTable, SignalTable):
         return resolve(identities, self._key_holders, self._texts)
 
     def _key_holders(self, keys: Sequence[str]) -> dict[str, list[str]]:
+        """The stored items carrying each key, oldest first: an exact key's first holder
+        (the item it identifies), a band key's latest `HOLDERS_PER_KEY`."""
         held: dict[str, list[str]] = {}
-        for chunk in _chunks(keys, 500):
-            marks = ",".join("?" * len(chunk))
-            sql = f"SELECT key, item_id FROM item_keys WHERE key IN ({marks}) ORDER BY rowid"
-            for key, stored in self.conn.execute(sql, chunk):
+        exact: list[str] = []
+        bands: list[str] = []
+        for key in keys:
+            (bands if is_band(key) else exact).append(key)
+        for wanted, holders, offset in (
+            (exact, _FIRST_HOLDER, 0),
+            (bands, _LATEST_HOLDERS, HOLDERS_PER_KEY - 1),
+        ):
+            rows = self.conn.execute(holders, [json.dumps(wanted), offset]).fetchall()
+            for key, stored, _ in sorted(rows, key=lambda row: row[2]):
                 held.setdefault(key, []).append(stored)
         return held
 
@@ -125,11 +143,17 @@ class ItemTable(AssignmentTable, SourceTable, SignalTable):
         new_items = [(o.source, i) for o, _ in saves for i in o.new_items]
         seen = [(o.source, stored, i) for o, _ in saves for stored, i in o.also_seen]
         story_of = {item: story for o, _ in saves for item, story in o.stories}
+        entities_of = _entities_by_item(k for o, _ in saves for k in o.keys)
         with self.transaction():
             self._insert(
                 "items",
                 [
-                    {**vars(i), "first_seen": stamp, "story": story_of.get(i.id, i.id)}
+                    {
+                        **vars(i),
+                        "first_seen": stamp,
+                        "story": story_of.get(i.id, i.id),
+                        "entities": entities_of.get(i.id),
+                    }
                     for _, i in new_items
                 ],
             )
@@ -148,10 +172,7 @@ class ItemTable(AssignmentTable, SourceTable, SignalTable):
             self._insert(
                 "hits", [_hit_row(item_id, hit, stamp) for o, _ in saves for item_id, hit in o.hits]
             )
-            self._insert(
-                "item_keys",
-                [{"key": k, "item_id": item_id} for o, _ in saves for k, item_id in o.keys],
-            )
+            self._insert_keys([key for o, _ in saves for key in o.keys])
             self._count_entities(k for o, _ in saves for k, _ in o.keys)
             self._save_relations([r for o, _ in saves for r in o.relations], stamp)
             for outcome, next_check in saves:
@@ -242,6 +263,23 @@ class ItemTable(AssignmentTable, SourceTable, SignalTable):
             for row in rows
         ]
 
+    def _insert_keys(self, keys: Sequence[tuple[str, str]]) -> None:
+        """(key, item id) pairs into `item_keys`, each ordered after the keys of the items
+        stored before its item (`seq`, the item's row number)."""
+        seq = self._row_numbers({item_id for _, item_id in keys})
+        # in the table's order: each b-tree page is then written once, not once per key
+        rows = sorted((key, seq[item_id], item_id) for key, item_id in keys if item_id in seq)
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO item_keys (key, seq, item_id) VALUES (?, ?, ?)", rows
+        )
+
+    def _row_numbers(self, ids: Iterable[str]) -> dict[str, int]:
+        sql = (
+            "SELECT items.id, items.rowid FROM json_each(?) AS wanted"
+            " JOIN items ON items.id = wanted.value"
+        )
+        return dict(self.conn.execute(sql, [json.dumps(sorted(ids))]))
+
     def _index_folded(self, items: Sequence[Item]) -> None:
         """Folded title, summary and content of newly inserted items into `items_search`
         (the rows an `INSERT OR IGNORE` skipped are already there, and are left alone)."""
@@ -308,6 +346,15 @@ def _hit_row(item_id: str, hit: Hit, stamp: str) -> dict[str, Any]:
         "evidence": json.dumps([vars(e) for e in hit.evidence], ensure_ascii=False),
         "created_at": stamp,
     }
+
+
+def _entities_by_item(keys: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """What each item names (its entity keys), as `items.entities` keeps it."""
+    named: dict[str, list[str]] = {}
+    for key, item_id in keys:
+        if key.startswith("e:"):
+            named.setdefault(item_id, []).append(key)
+    return {item_id: "\x1f".join(sorted(set(found))) for item_id, found in named.items()}
 
 
 def _chunks(values: Sequence[str], size: int) -> Iterator[Sequence[str]]:

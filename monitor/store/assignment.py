@@ -16,14 +16,13 @@ from monitor.store.base import StoreBase
 from monitor.stories import MEMBERS_PER_KEY, Member
 
 # The items of open stories among the latest `per_key` carrying each of some keys, with what
-# they name (their entity keys, the rules' actors among them). `item_keys` is
-# ordered by key and then by when the item came, so each key's latest holders are the end of
-# one index range: a key that many stored items carry costs what a rare one does.
+# they name (their entity keys, the rules' actors among them). `item_keys` is ordered by key
+# and then by when the item came, so each key's latest holders are the end of one index
+# range: a key that many stored items carry costs what a rare one does.
 _MEMBERS = """
     SELECT wanted.value, items.story, items.id, items.source, items.url, items.guid,
            items.title, items.summary, items.content, items.published, items.fingerprint,
-           items.first_seen,
-           items.entities
+           items.first_seen, items.entities
     FROM json_each(?) AS wanted
     JOIN item_keys ON item_keys.key = wanted.value AND item_keys.seq >= coalesce(
         (SELECT seq FROM item_keys AS held WHERE held.key = wanted.value

@@ -64,16 +64,17 @@ _PROVENANCE = """
     LEFT JOIN sources ON sources.name = item_sources.source
     WHERE items.story IN ({marks})
 """
-# Per key its first holder or its latest `HOLDERS_PER_KEY` (`order`, `offset`), each one end
-# of the key's index range (`item_keys` is ordered by key, then by when the item came).
+# Per key its first holder or its latest `HOLDERS_PER_KEY`: the holders up to (or from) the
+# seq `offset` places from one end of the key's range (`item_keys` is ordered by key, then by
+# when the item came); a key with fewer holders gives them all.
 _HOLDERS = """
     SELECT wanted.value, item_keys.item_id, item_keys.seq FROM json_each(?) AS wanted
     JOIN item_keys ON item_keys.key = wanted.value AND item_keys.seq {beyond} coalesce(
         (SELECT seq FROM item_keys AS held WHERE held.key = wanted.value
-         ORDER BY seq {order} LIMIT 1 OFFSET ?), {otherwise})
+         ORDER BY seq {order} LIMIT 1 OFFSET ?), -1)
 """
-_FIRST_HOLDER = _HOLDERS.format(beyond="<=", order="ASC", otherwise=-1)  # none: no row
-_LATEST_HOLDERS = _HOLDERS.format(beyond=">=", order="DESC", otherwise=-1)  # fewer: all
+_FIRST_HOLDER = _HOLDERS.format(beyond="<=", order="ASC")
+_LATEST_HOLDERS = _HOLDERS.format(beyond=">=", order="DESC")
 # Stories that have a hit claimed under a name (an alert already sent or on its way).
 _CLAIMED_STORIES = """
     SELECT DISTINCT items.story FROM digest_hits
@@ -267,8 +268,7 @@ class ItemTable(AssignmentTable, SourceTable, SignalTable):
         """(key, item id) pairs into `item_keys`, each ordered after the keys of the items
         stored before its item (`seq`, the item's row number)."""
         seq = self._row_numbers({item_id for _, item_id in keys})
-        # in the table's order: each b-tree page is then written once, not once per key
-        rows = sorted((key, seq[item_id], item_id) for key, item_id in keys if item_id in seq)
+        rows = [(key, seq[item_id], item_id) for key, item_id in keys if item_id in seq]
         self.conn.executemany(
             "INSERT OR IGNORE INTO item_keys (key, seq, item_id) VALUES (?, ?, ?)", rows
         )

@@ -41,6 +41,7 @@ TITLE_SIMILARITY = 85.0  # rapidfuzz ratio (0-100) of the folded titles
 BODY_SIMILARITY = 0.5  # Jaccard of the bodies' word pairs
 NEAR_WINDOW = timedelta(days=3)
 BODY_WORDS = 80  # the start of the body is what syndicated copies keep
+BODY_CHARS = BODY_WORDS * 12  # read of a body: more than BODY_WORDS words
 # LSH: BANDS bands of ROWS hash values each; a pair at Jaccard 0.7 of title words shares a
 # band with probability 0.98, at 0.3 with 0.24 (the rest are confirmed or dropped on text).
 BANDS, ROWS = 10, 3
@@ -90,8 +91,15 @@ class Text:
     @classmethod
     def of(cls, item: Item, first_seen: str = "") -> Text:
         body = item.summary or item.content
-        when = _moment(item.published) or _moment(first_seen)
-        return cls(item.id, item.source, when, item.title, body[: BODY_WORDS * 12])
+        return cls.read(item.id, item.source, item.title, body, item.published, first_seen)
+
+    @classmethod
+    def read(
+        cls, item_id: str, source: str, title: str, body: str, published: str, first_seen: str
+    ) -> Text:
+        """From an item's stored columns (`body`: its summary, else its content)."""
+        when = _moment(published) or _moment(first_seen)
+        return cls(item_id, source, when, title, body[:BODY_CHARS])
 
     @functools.cached_property
     def title(self) -> tuple[str, ...]:

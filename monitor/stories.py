@@ -2,8 +2,9 @@
 
 Two kinds of evidence link an item to an item already in a story, reported close in time
 (within `LINK_WINDOW`, so a story is linked over days):
-- **wording**: a near-duplicate (dedupe.py), or titles sharing most of their words with the
-  same numbers, or the same actors found by the rules and a fair share of title words;
+- **wording**: titles sharing most of their words with the same numbers, or the same actors
+  found by the rules and a fair share of title words (a near-duplicate, dedupe.py, is
+  another copy of an item already, never a new item);
 - **what it names**, which carries across languages and scripts: the actors the rules found,
   the proper names of title and teaser (folded, transliterated and cut to their first
   letters, so `Zvečanu`, `Звечан` and `Zveçan` are one name) and the numbers. Each is weighed
@@ -29,12 +30,12 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from rapidfuzz import fuzz
 
-from monitor.dedupe import Identity, Text, near_duplicate
+from monitor.dedupe import Identity, Text
 from monitor.models import Item
 from monitor.normalise import fold
 
@@ -123,7 +124,7 @@ def _opens_sentence(text: str, start: int) -> bool:
     return not before or before[-1] in ".:!?;"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Member:
     """An item already in a story: its story, its text, the actors the rules found in it
     and what it names (`entity_keys`)."""
@@ -132,6 +133,13 @@ class Member:
     text: Text
     actors: frozenset[str]
     entities: frozenset[str] = frozenset()
+    # worked out once: each member is compared with many arrivals
+    numbers: frozenset[str] = field(init=False, repr=False, compare=False)
+    moment: int | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "numbers", _numbers(self.entities))
+        object.__setattr__(self, "moment", _microseconds(self.text.when))
 
 
 class StoryLookup(Protocol):
@@ -159,11 +167,11 @@ class Arrival:
 
 
 def related(a: Text, a_actors: frozenset[str], b: Member) -> bool:
-    """The wording test (module docstring)."""
+    """The wording test (module docstring) on titles. A near-duplicate of `b` never gets
+    here: identity (the store's lookup and the cycle's index) compared the new item with the
+    same latest holders of its band keys and made it another copy of `b`."""
     if a.when and b.text.when and abs(a.when - b.text.when) > LINK_WINDOW:
         return False
-    if near_duplicate(a, b.text):
-        return True
     if not a.title or not b.text.title:
         return False
     if a.title_numbers != b.text.title_numbers:
@@ -190,13 +198,14 @@ class _Weights:
         # history: with few items stored, a name seen once is not yet a common name
         base = math.log(self.total + PRIOR_ITEMS)
         rarity, counts = self._rarity, self.counts
-        weight = 0.0
+        found = []
         for key in keys:
             known = rarity.get(key)
             if known is None:
                 known = rarity[key] = math.log(counts.get(key, 0) + 1)
-            weight += base - known
-        return weight
+            found.append(known)
+        # fsum: the same weight whatever order a set hands out its keys
+        return len(found) * base - math.fsum(found)
 
     def add(self, keys: Iterable[str]) -> None:
         self.total += 1
@@ -253,42 +262,37 @@ class Assigner:
         return None
 
     def _by_names(self, arrival: Arrival) -> str | None:
-        best, best_score = None, EVENT_SIMILARITY
-        tried: set[str] = set()
+        """The story of the stored item most like this one on what both name (module
+        docstring), among the latest holders of its rarest names."""
         counts = self.weights.counts
         # the rarest names only, and their latest items: what the store lookup gives
         seen = [k for k in arrival.entities if counts.get(k)]  # carried by an item before
-        keys = sorted(seen, key=lambda k: (counts[k], k))
-        ours = _Side(arrival.entities, self._weight(arrival.entities))  # once per arrival
-        for key in keys[:ENTITY_LOOKUPS]:
+        keys = sorted(seen, key=lambda k: (counts[k], k))[:ENTITY_LOOKUPS]
+        if not keys:
+            return None
+        ours = _Side.of(arrival, self.now)
+        best, best_score = None, EVENT_SIMILARITY
+        tried: set[str] = set()
+        for key in keys:
             for member in reversed(self.by_key.get(key, [])[-MEMBERS_PER_KEY:]):
                 if member.text.id in tried:
                     continue
                 if len(tried) == NAME_CANDIDATES:
                     return best
                 tried.add(member.text.id)
-                score = self._similarity(arrival, ours, member)
-                if score >= best_score:
-                    best, best_score = member.story, score
+                shared = ours.shared_with(member)
+                if shared:
+                    score = self._similarity(ours, member, shared)
+                    if score >= best_score:
+                        best, best_score = member.story, score
         return best
 
-    def _similarity(self, arrival: Arrival, ours: _Side, member: Member) -> float:
-        if arrival.identity.text.source == member.text.source:
-            return 0.0  # an outlet's next report on the same names is most often news of its own
-        when = arrival.identity.text.when or self.now
-        if when and member.text.when and abs(when - member.text.when) > NAME_WINDOW:
-            return 0.0
-        shared = ours.keys & member.entities
-        if len(shared) < MIN_SHARED or _things(shared) < MIN_SHARED:  # (never more things)
-            return 0.0
-        theirs = _numbers(member.entities)
-        if ours.numbers and theirs and not ours.numbers & theirs:
-            return 0.0  # both name numbers and none in common: counts, dates, rounds are facts
-        smaller = min(ours.weight, self._weight(member.entities))
+    def _similarity(self, ours: _Side, member: Member, shared: frozenset[str]) -> float:
+        """The weight of what both name over the weight of what the smaller names."""
+        if ours.weight is None:  # once per arrival, and only when a candidate gets here
+            ours.weight = self.weights.of_all(ours.keys)
+        smaller = min(ours.weight, self.weights.of_all(member.entities))
         return self.weights.of_all(shared) / smaller if smaller else 0.0
-
-    def _weight(self, keys: frozenset[str]) -> float:
-        return self.weights.of_all(keys)
 
 
 def _things(keys: frozenset[str]) -> int:
@@ -299,17 +303,59 @@ def _things(keys: frozenset[str]) -> int:
     return len(names) + sum(1 for a in actors if a[:NAME_LETTERS] not in names)
 
 
-def _numbers(keys: frozenset[str]) -> set[str]:
-    return {k for k in keys if k.startswith("e:#")}
+def _numbers(keys: frozenset[str]) -> frozenset[str]:
+    return frozenset(k for k in keys if k.startswith("e:#"))
 
 
-@dataclass(frozen=True)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NAME_WINDOW_US = NAME_WINDOW // timedelta(microseconds=1)
+
+
+def _microseconds(when: datetime | None) -> int | None:
+    """A moment as an exact integer, for the cheap window test of many comparisons."""
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return (when - _EPOCH) // timedelta(microseconds=1)
+
+
+@dataclass
 class _Side:
     """An arriving item's keys with what is worked out once for all its comparisons."""
 
     keys: frozenset[str]
-    weight: float
-    numbers: set[str] = field(default_factory=set)
+    source: str
+    moment: int | None
+    numbers: frozenset[str]
+    has_actors: bool
+    weight: float | None = None  # of all its keys, on first need
 
-    def __post_init__(self) -> None:
-        self.numbers.update(_numbers(self.keys))
+    @classmethod
+    def of(cls, arrival: Arrival, now: datetime | None) -> _Side:
+        text = arrival.identity.text
+        keys = arrival.entities
+        moment = _microseconds(text.when or now)
+        return cls(keys, text.source, moment, _numbers(keys), bool(arrival.actors))
+
+    def shared_with(self, member: Member) -> frozenset[str]:
+        """What this item and `member` both name, when that can link them: two outlets,
+        within NAME_WINDOW, at least MIN_SHARED things, no conflicting numbers; else
+        nothing."""
+        if self.source == member.text.source:
+            return frozenset()  # an outlet's next report on the same names is its own news
+        if (
+            self.moment is not None
+            and member.moment is not None
+            and abs(self.moment - member.moment) > _NAME_WINDOW_US
+        ):
+            return frozenset()
+        shared = self.keys & member.entities
+        if len(shared) < MIN_SHARED:
+            return frozenset()
+        # an actor key in common needs actors on both sides; without, each key is a thing
+        if self.has_actors and member.actors and _things(shared) < MIN_SHARED:
+            return frozenset()
+        if self.numbers and member.numbers and not self.numbers & member.numbers:
+            return frozenset()  # counts, dates, rounds are facts
+        return shared

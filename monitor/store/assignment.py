@@ -10,8 +10,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from monitor.clock import iso
-from monitor.dedupe import Text
-from monitor.models import Item
+from monitor.dedupe import BODY_CHARS, Text
 from monitor.store.base import StoreBase
 from monitor.stories import MEMBERS_PER_KEY, Member
 
@@ -20,9 +19,9 @@ from monitor.stories import MEMBERS_PER_KEY, Member
 # and then by when the item came, so each key's latest holders are the end of one index
 # range: a key that many stored items carry costs what a rare one does.
 _MEMBERS = """
-    SELECT wanted.value, items.story, items.id, items.source, items.url, items.guid,
-           items.title, items.summary, items.content, items.published, items.fingerprint,
-           items.first_seen, items.entities
+    SELECT wanted.value, items.story, items.id, items.source, items.title,
+           substr(coalesce(nullif(items.summary, ''), items.content, ''), 1, ?) AS body,
+           items.published, items.first_seen, items.entities
     FROM json_each(?) AS wanted
     JOIN item_keys ON item_keys.key = wanted.value AND item_keys.seq >= coalesce(
         (SELECT seq FROM item_keys AS held WHERE held.key = wanted.value
@@ -64,14 +63,12 @@ class AssignmentTable(StoreBase):
         key, newest first."""
         found: dict[str, list[Member]] = {}
         made: dict[str, Member] = {}  # an item under several keys is read into a Member once
-        rows = self.conn.execute(
-            _MEMBERS, [json.dumps(list(keys)), MEMBERS_PER_KEY - 1, iso(since)]
-        )
-        for key, story, *fields, first_seen, entities in rows:
-            item_id = fields[0]
-            if item_id not in made:
-                made[item_id] = _member(story, fields, first_seen, entities)
-            found.setdefault(key, []).append(made[item_id])
+        wanted = [BODY_CHARS, json.dumps(list(keys)), MEMBERS_PER_KEY - 1, iso(since)]
+        for key, story, item_id, *columns in self.conn.execute(_MEMBERS, wanted):
+            member = made.get(item_id)
+            if member is None:
+                member = made[item_id] = _member(story, item_id, *columns)
+            found.setdefault(key, []).append(member)
         return found
 
     def entity_counts(self, keys: Sequence[str]) -> dict[str, int]:
@@ -92,11 +89,20 @@ class AssignmentTable(StoreBase):
         self.conn.executemany(_COUNT_UP, sorted(counted.items()))
 
 
-def _member(story: str, fields: list, first_seen: str | None, entities: str | None) -> Member:
-    item = Item(*(f or "" for f in fields))
+def _member(
+    story: str,
+    item_id: str,
+    source: str,
+    title: str | None,
+    body: str,
+    published: str | None,
+    first_seen: str | None,
+    entities: str | None,
+) -> Member:
     keys = frozenset(entities.split("\x1f")) if entities else frozenset()
     actors = frozenset(k[3:] for k in keys if k.startswith("e:@"))
-    return Member(story, Text.of(item, first_seen or ""), actors, keys)
+    text = Text.read(item_id, source, title or "", body, published or "", first_seen or "")
+    return Member(story, text, actors, keys)
 
 
 def _chunks(values: Sequence[str], size: int) -> Iterable[Sequence[str]]:

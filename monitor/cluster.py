@@ -9,11 +9,12 @@ by band key (for assignment), both in memory; a story closes once its last item 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from monitor.clock import from_iso, iso
+from monitor.collector import rare_full_passes
 from monitor.dedupe import Identity, Index, Text
 from monitor.errors import MonitorError
 from monitor.jsonl import json_records
@@ -95,7 +96,7 @@ class _OpenStories:
         self.last_seen: dict[str, datetime] = {}
         self.now: datetime | None = None
 
-    def members(self, keys: Sequence[str]) -> dict[str, list[Member]]:
+    def members(self, keys: Collection[str]) -> dict[str, list[Member]]:
         since = self.now - OPEN_WINDOW if self.now else None
         found = {}
         for key in keys:
@@ -130,6 +131,11 @@ class _OpenStories:
 
 def cluster(records: Iterable[tuple[str, Item]], engine: Engine) -> list[Placement]:
     """Each record's story, in input order."""
+    with rare_full_passes():  # as a cycle runs
+        return _cluster(records, engine)
+
+
+def _cluster(records: Iterable[tuple[str, Item]], engine: Engine) -> list[Placement]:
     arrivals = _in_arrival_order(records)
     copies = Index()
     stories = _OpenStories()

@@ -188,13 +188,24 @@ class Index:
             self._near.setdefault(key, []).append(identity.text)
 
 
+@dataclass(frozen=True)
+class Known:
+    """What the store's identity lookup found for some items: the stored item each one is a
+    copy of, and the stored items the others were compared with (story assignment compares
+    the new ones with the same holders again, on their titles)."""
+
+    copies: dict[str, str]  # item id -> the stored item it is a copy of
+    band_holders: dict[str, list[str]]  # band key -> its latest stored holders, oldest first
+    texts: dict[str, Text]  # of the holders compared
+
+
 def resolve(
     identities: Sequence[Identity],
     holders: Callable[[list[str]], dict[str, list[str]]],
     texts: Callable[[list[str]], dict[str, Text]],
-) -> dict[str, str]:
-    """For the store's lookup: item id -> the stored item it is a copy of. `holders` gives
-    the stored items carrying each of some keys, `texts` the texts of some stored items."""
+) -> Known:
+    """For the store's lookup: which items are copies of stored ones. `holders` gives the
+    stored items carrying each of some keys, `texts` the texts of some stored items."""
     wanted = sorted({k for i in identities for k in i.keys})
     held = holders(wanted)
     exact = {k: ids[0] for k, ids in held.items() if not is_band(k)}
@@ -212,7 +223,8 @@ def resolve(
         found = _near_match(identity, held, stored)
         if found is not None:
             known[identity.text.id] = found
-    return known
+    bands = {k: ids for k, ids in held.items() if is_band(k)}
+    return Known(known, bands, stored)
 
 
 def is_band(key: str) -> bool:

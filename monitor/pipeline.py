@@ -25,8 +25,9 @@ from multiprocessing import get_context
 
 from monitor.articlelinks import explain
 from monitor.clock import iso, utcnow
+from monitor.collector import rare_full_passes
 from monitor.config import FetchSettings, Settings
-from monitor.dedupe import Identity, Index
+from monitor.dedupe import Identity, Index, Known
 from monitor.errors import FetchError
 from monitor.fetch import Politeness, Request, fetch_all
 from monitor.fulltext import add_full_text
@@ -153,10 +154,11 @@ def poll(
         fetched = fetch_all(requests, settings.fetch, memory, stop)
         t1 = time.monotonic()
         _check_stop(stop)
-        outcomes = _outcomes(
-            sources, fetched, states, store, engine, pool, settings.fetch, memory, stop,
-            now=started,
-        )  # fmt: skip
+        with rare_full_passes():
+            outcomes = _outcomes(
+                sources, fetched, states, store, engine, pool, settings.fetch, memory, stop,
+                now=started,
+            )  # fmt: skip
         _check_stop(stop)
     except CycleAbandoned:
         log.warning("cycle abandoned for shutdown: %d sources left for next time", len(sources))
@@ -174,7 +176,8 @@ def poll(
         wait = result.retry_after if isinstance(result, FetchError) else None
         delay = next_delay(source, outcome, failures.get(source.name, 0), settings.fetch, wait, rng)
         saves.append((outcome, moment + timedelta(seconds=delay)))
-    store.save_cycles(saves, moment, settings.fetch.flag_after)
+    with rare_full_passes():
+        store.save_cycles(saves, moment, settings.fetch.flag_after)
     t3 = time.monotonic()
     reports = []
     for (outcome, next_check), source in zip(saves, sources, strict=True):
@@ -302,7 +305,8 @@ def _dedupe_and_match(
     every = [pair for *_, pairs in documents for pair in pairs]
     pruned = store.pruned_ids(i.id for i, _ in every)
     live = [(item, identity) for item, identity in every if item.id not in pruned]
-    known = store.find_known([i for i, _ in live], [identity for _, identity in live])
+    found_known = store.identify([i for i, _ in live], [identity for _, identity in live])
+    known = found_known.copies
     cycle = Index()
     arrivals: list[tuple[str, Arrival]] = []  # (source, new item) in the order met
     for result, source, state, parsed, pairs in documents:
@@ -341,7 +345,7 @@ def _dedupe_and_match(
             keys=keys,
             relations=relations,
         )
-    _place_in_stories(arrivals, store, outcomes, now)
+    _place_in_stories(arrivals, store, outcomes, now, found_known)
 
 
 def _arrivals(
@@ -364,11 +368,13 @@ def _place_in_stories(
     store: Store,
     outcomes: dict[str, CycleOutcome],
     now: datetime,
+    known: Known,
 ) -> None:
-    """Each new item's story, in the order the cycle met them, with one lookup for all."""
+    """Each new item's story, in the order the cycle met them, with one lookup for all
+    (the stored items alike in wording are those identity compared them with)."""
     if not arrivals:
         return
-    lookup = store.story_lookup(now - OPEN_WINDOW)
+    lookup = store.story_lookup(now - OPEN_WINDOW, known)
     assigner = Assigner.for_cycle([a for _, a in arrivals], lookup, now)
     stories: dict[str, list[tuple[str, str]]] = {}
     for source, arrival in arrivals:

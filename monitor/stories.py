@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -72,6 +72,9 @@ _GRAMMAR_WORDS = """
     pas nga dhe por një kur
 """
 _NOT_NAMES = frozenset(fold(word)[:NAME_LETTERS] for word in _GRAMMAR_WORDS.split())
+
+
+ENTITY = "e:"  # what entity keys begin with (band keys begin with `t` or `b` and a digit)
 
 
 def entity_keys(item: Item, actors: Iterable[str] = ()) -> frozenset[str]:
@@ -124,7 +127,7 @@ def _opens_sentence(text: str, start: int) -> bool:
     return not before or before[-1] in ".:!?;"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # one object per item: compared by identity
 class Member:
     """An item already in a story: its story, its text, the actors the rules found in it
     and what it names (`entity_keys`)."""
@@ -145,9 +148,9 @@ class Member:
 class StoryLookup(Protocol):
     """What assignment asks of the stored items (the store, or memory for `monitor cluster`)."""
 
-    def members(self, keys: Sequence[str]) -> dict[str, list[Member]]:
+    def members(self, keys: Collection[str]) -> dict[str, list[Member]]:
         """The items of open stories among the latest MEMBERS_PER_KEY carrying each of these
-        keys, newest first."""
+        keys (band keys and entity keys), newest first."""
         ...
 
     def entity_counts(self, keys: Sequence[str]) -> dict[str, int]:
@@ -170,7 +173,7 @@ def related(a: Text, a_actors: frozenset[str], b: Member) -> bool:
     """The wording test (module docstring) on titles. A near-duplicate of `b` never gets
     here: identity (the store's lookup and the cycle's index) compared the new item with the
     same latest holders of its band keys and made it another copy of `b`."""
-    if a.when and b.text.when and abs(a.when - b.text.when) > LINK_WINDOW:
+    if a.when and b.moment is not None and abs(_microseconds(a.when) - b.moment) > _LINK_US:
         return False
     if not a.title or not b.text.title:
         return False
@@ -184,34 +187,26 @@ def related(a: Text, a_actors: frozenset[str], b: Member) -> bool:
 
 @dataclass
 class _Weights:
-    """Inverse document frequency of entity keys over the stored items and the cycle's."""
+    """Inverse document frequency of entity keys over the stored items and the whole cycle's
+    new items, worked out once per cycle: an early arrival weighs names by what the cycle
+    brings too (in a first cycle nothing is stored yet), and a member's weight, compared with
+    many arrivals, is summed once."""
 
-    counts: dict[str, int]
+    counts: dict[str, int]  # items carrying each key, stored and of this cycle
     total: int
-    # log(items carrying a key + 1), kept until the key's count changes: the weight of a key
-    # is log(total + PRIOR_ITEMS) less this, and an arrival's candidates ask for the same
-    # keys again and again
-    _rarity: dict[str, float] = field(default_factory=dict, repr=False)
+    _weight: dict[str, float] = field(default_factory=dict, repr=False)
+    _base: float = 0.0  # the weight of a key no item is known to carry
 
-    def of_all(self, keys: Iterable[str]) -> float:
+    def __post_init__(self) -> None:
         # PRIOR_ITEMS items that named nothing stand in for a young database's missing
         # history: with few items stored, a name seen once is not yet a common name
-        base = math.log(self.total + PRIOR_ITEMS)
-        rarity, counts = self._rarity, self.counts
-        found = []
-        for key in keys:
-            known = rarity.get(key)
-            if known is None:
-                known = rarity[key] = math.log(counts.get(key, 0) + 1)
-            found.append(known)
-        # fsum: the same weight whatever order a set hands out its keys
-        return len(found) * base - math.fsum(found)
+        self._base = math.log(self.total + PRIOR_ITEMS)
+        self._weight = {k: self._base - math.log(c + 1) for k, c in self.counts.items()}
 
-    def add(self, keys: Iterable[str]) -> None:
-        self.total += 1
-        for key in keys:
-            self.counts[key] = self.counts.get(key, 0) + 1
-            self._rarity.pop(key, None)
+    def of_all(self, keys: Iterable[str]) -> float:
+        # fsum: the same weight whatever order a set hands out its keys
+        weight, base = self._weight, self._base
+        return math.fsum([weight.get(k, base) for k in keys])
 
 
 @dataclass
@@ -220,7 +215,9 @@ class Assigner:
 
     by_key: dict[str, list[Member]]
     weights: _Weights
+    stored_counts: dict[str, int]  # items in the store carrying each key
     now: datetime | None = None  # when an undated new item is taken to be from
+    _member_weight: dict[str, float] = field(default_factory=dict, repr=False)
 
     @classmethod
     def for_cycle(
@@ -230,15 +227,19 @@ class Assigner:
         now: datetime | None = None,
     ) -> Assigner:
         entity = sorted({k for a in arrivals for k in a.entities})
-        counts = lookup.entity_counts(entity) if entity else {}
-        weights = _Weights(dict(counts), lookup.item_count())
+        stored = lookup.entity_counts(entity) if entity else {}
+        counts = dict(stored)
+        for arrival in arrivals:
+            for key in arrival.entities:
+                counts[key] = counts.get(key, 0) + 1
+        weights = _Weights(counts, lookup.item_count() + len(arrivals))
         keys = {k for a in arrivals for k in a.identity.near}
         for arrival in arrivals:
-            stored = [k for k in arrival.entities if counts.get(k)]
-            keys.update(sorted(stored, key=lambda k: (counts[k], k))[:ENTITY_LOOKUPS])
-        found = lookup.members(sorted(keys)) if keys else {}
+            held = [k for k in arrival.entities if stored.get(k)]
+            keys.update(sorted(held, key=lambda k: (counts[k], k))[:ENTITY_LOOKUPS])
+        found = lookup.members(keys) if keys else {}
         # oldest first, as the cycle's own items are appended after them
-        return cls({k: v[::-1] for k, v in found.items()}, weights, now)
+        return cls({k: v[::-1] for k, v in found.items()}, weights, stored, now)
 
     def assign(self, arrival: Arrival) -> str:
         """The story of this new item (its own id for a new story); remembered for the
@@ -248,38 +249,38 @@ class Assigner:
         member = Member(story, identity.text, arrival.actors, arrival.entities)
         for key in (*identity.near, *arrival.entities):
             self.by_key.setdefault(key, []).append(member)
-        self.weights.add(arrival.entities)
         return story
 
     def _by_wording(self, arrival: Arrival) -> str | None:
-        tried: set[str] = set()  # most near-duplicates share several bands
+        tried: set[Member] = set()  # items alike in wording share several bands
+        text, actors, by_key = arrival.identity.text, arrival.actors, self.by_key
         for key in arrival.identity.near:
-            for member in reversed(self.by_key.get(key, [])[-MEMBERS_PER_KEY:]):
-                if member.text.id not in tried:
-                    tried.add(member.text.id)
-                    if related(arrival.identity.text, arrival.actors, member):
+            for member in reversed(by_key.get(key, _NONE)[-MEMBERS_PER_KEY:]):
+                if member not in tried:
+                    tried.add(member)
+                    if related(text, actors, member):
                         return member.story
         return None
 
     def _by_names(self, arrival: Arrival) -> str | None:
         """The story of the stored item most like this one on what both name (module
         docstring), among the latest holders of its rarest names."""
-        counts = self.weights.counts
+        counts, stored, by_key = self.weights.counts, self.stored_counts, self.by_key
         # the rarest names only, and their latest items: what the store lookup gives
-        seen = [k for k in arrival.entities if counts.get(k)]  # carried by an item before
+        seen = [k for k in arrival.entities if stored.get(k) or k in by_key]  # held before
         keys = sorted(seen, key=lambda k: (counts[k], k))[:ENTITY_LOOKUPS]
         if not keys:
             return None
         ours = _Side.of(arrival, self.now)
         best, best_score = None, EVENT_SIMILARITY
-        tried: set[str] = set()
+        tried: set[Member] = set()
         for key in keys:
-            for member in reversed(self.by_key.get(key, [])[-MEMBERS_PER_KEY:]):
-                if member.text.id in tried:
+            for member in reversed(by_key.get(key, _NONE)[-MEMBERS_PER_KEY:]):
+                if member in tried:
                     continue
                 if len(tried) == NAME_CANDIDATES:
                     return best
-                tried.add(member.text.id)
+                tried.add(member)
                 shared = ours.shared_with(member)
                 if shared:
                     score = self._similarity(ours, member, shared)
@@ -291,7 +292,10 @@ class Assigner:
         """The weight of what both name over the weight of what the smaller names."""
         if ours.weight is None:  # once per arrival, and only when a candidate gets here
             ours.weight = self.weights.of_all(ours.keys)
-        smaller = min(ours.weight, self.weights.of_all(member.entities))
+        theirs = self._member_weight.get(member.text.id)
+        if theirs is None:
+            theirs = self._member_weight[member.text.id] = self.weights.of_all(member.entities)
+        smaller = min(ours.weight, theirs)
         return self.weights.of_all(shared) / smaller if smaller else 0.0
 
 
@@ -304,11 +308,13 @@ def _things(keys: frozenset[str]) -> int:
 
 
 def _numbers(keys: frozenset[str]) -> frozenset[str]:
-    return frozenset(k for k in keys if k.startswith("e:#"))
+    return frozenset({k for k in keys if k[2:3] == "#"})
 
 
+_NONE: list[Member] = []
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NAME_WINDOW_US = NAME_WINDOW // timedelta(microseconds=1)
+_LINK_US = LINK_WINDOW // timedelta(microseconds=1)
 
 
 def _microseconds(when: datetime | None) -> int | None:

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 
 from monitor.clock import iso
-from monitor.dedupe import BODY_CHARS, Text
+from monitor.dedupe import BODY_CHARS, Known, Text
 from monitor.store.base import StoreBase
-from monitor.stories import MEMBERS_PER_KEY, Member
+from monitor.stories import ENTITY, MEMBERS_PER_KEY, Member
 
 # The items of open stories among the latest `per_key` carrying each of some keys, with what
 # they name (their entity keys, the rules' actors among them). `item_keys` is ordered by key
@@ -31,6 +31,16 @@ _MEMBERS = """
     WHERE stories.last_seen >= ?
     ORDER BY item_keys.seq DESC
 """
+# The items among some ids that are in stories open since a moment, with what they name.
+_OPEN_AMONG = """
+    SELECT items.id, items.story, items.source, items.title,
+           substr(coalesce(nullif(items.summary, ''), items.content, ''), 1, ?) AS body,
+           items.published, items.first_seen, items.entities
+    FROM json_each(?) AS wanted
+    JOIN items ON items.id = wanted.value
+    JOIN stories ON stories.id = items.story
+    WHERE stories.last_seen >= ?
+"""
 _COUNT_UP = """
     INSERT INTO entity_counts (key, items) VALUES (?, ?)
     ON CONFLICT (key) DO UPDATE SET items = items + excluded.items
@@ -38,14 +48,22 @@ _COUNT_UP = """
 
 
 class StoredStories:
-    """The store as assignment's lookup, for one cycle: stories open at `since`."""
+    """The store as assignment's lookup, for one cycle: stories open at `since`. With what
+    the cycle's identity lookup found (`known`), the band keys' holders are those it read."""
 
-    def __init__(self, table: AssignmentTable, since: datetime) -> None:
+    def __init__(self, table: AssignmentTable, since: datetime, known: Known | None) -> None:
         self._table = table
         self._since = since
+        self._known = known
 
-    def members(self, keys: Sequence[str]) -> dict[str, list[Member]]:
-        return self._table.story_members(keys, self._since)
+    def members(self, keys: Collection[str]) -> dict[str, list[Member]]:
+        if self._known is None:
+            return self._table.story_members(keys, self._since)
+        named = [k for k in keys if k.startswith(ENTITY)]  # the others are band keys
+        found = self._table.story_members(named, self._since) if named else {}
+        bands = [k for k in keys if k in self._known.band_holders]  # a band key held before
+        found.update(self._table.band_members(bands, self._known, self._since))
+        return found
 
     def entity_counts(self, keys: Sequence[str]) -> dict[str, int]:
         return self._table.entity_counts(keys)
@@ -55,10 +73,10 @@ class StoredStories:
 
 
 class AssignmentTable(StoreBase):
-    def story_lookup(self, since: datetime) -> StoredStories:
-        return StoredStories(self, since)
+    def story_lookup(self, since: datetime, known: Known | None = None) -> StoredStories:
+        return StoredStories(self, since, known)
 
-    def story_members(self, keys: Sequence[str], since: datetime) -> dict[str, list[Member]]:
+    def story_members(self, keys: Collection[str], since: datetime) -> dict[str, list[Member]]:
         """Items of stories still open at `since` among the latest carrying these keys, by
         key, newest first."""
         found: dict[str, list[Member]] = {}
@@ -69,6 +87,25 @@ class AssignmentTable(StoreBase):
             if member is None:
                 member = made[item_id] = _member(story, item_id, *columns)
             found.setdefault(key, []).append(member)
+        return found
+
+    def band_members(
+        self, keys: Sequence[str], known: Known, since: datetime
+    ) -> dict[str, list[Member]]:
+        """`story_members` of band keys, from the holders the identity lookup read (the
+        latest HOLDERS_PER_KEY, as `story_members` takes), and the texts it folded."""
+        holders = {k: known.band_holders[k] for k in keys}
+        ids = sorted({i for held in holders.values() for i in held})
+        made: dict[str, Member] = {}
+        for chunk in _chunks(ids, 50_000):
+            wanted = [BODY_CHARS, json.dumps(list(chunk)), iso(since)]
+            for item_id, story, *columns, entities in self.conn.execute(_OPEN_AMONG, wanted):
+                made[item_id] = _member(story, item_id, *columns, entities, known.texts)
+        found: dict[str, list[Member]] = {}
+        for key, held in holders.items():
+            members = [made[i] for i in reversed(held[-MEMBERS_PER_KEY:]) if i in made]
+            if members:
+                found[key] = members
         return found
 
     def entity_counts(self, keys: Sequence[str]) -> dict[str, int]:
@@ -98,10 +135,14 @@ def _member(
     published: str | None,
     first_seen: str | None,
     entities: str | None,
+    texts: dict[str, Text] | None = None,
 ) -> Member:
+    """A stored item as a story member; its text taken from `texts` when read already."""
     keys = frozenset(entities.split("\x1f")) if entities else frozenset()
     actors = frozenset(k[3:] for k in keys if k.startswith("e:@"))
-    text = Text.read(item_id, source, title or "", body, published or "", first_seen or "")
+    text = texts.get(item_id) if texts else None
+    if text is None:
+        text = Text.read(item_id, source, title or "", body, published or "", first_seen or "")
     return Member(story, text, actors, keys)
 
 

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from monitor.clock import from_iso, iso
-from monitor.dedupe import HOLDERS_PER_KEY, Identity, Text, is_band, resolve
+from monitor.dedupe import HOLDERS_PER_KEY, Identity, Known, Text, is_band, resolve
 from monitor.lang import expand
 from monitor.models import (
     CycleOutcome,
@@ -96,6 +96,13 @@ class ItemTable(AssignmentTable, SourceTable, SignalTable):
         """For items already stored (the same item as `dedupe` defines it): item id -> the
         stored item's id. Items not in the result are new. `identities`, when the caller has
         them, are the items' own (`Identity.of` each)."""
+        return self.identify(items, identities).copies
+
+    def identify(
+        self, items: Sequence[Item], identities: Sequence[Identity] | None = None
+    ) -> Known:
+        """`find_known`, with the stored items the new ones were compared with: for
+        `story_lookup`, which compares them again."""
         if identities is None:
             identities = [Identity.of(item) for item in items]
         return resolve(identities, self._key_holders, self._texts)

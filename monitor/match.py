@@ -527,9 +527,7 @@ class _Context:
         if self._verb_pids is None:
             self._verb_pids = [pid for pid in self.found if pid in engine._verbs]
             alias_actors = engine._alias_actors
-            self._actor_ids = sorted(
-                {a for pid in self.found for a in alias_actors.get(pid, ())}
-            )
+            self._actor_ids = sorted({a for pid in self.found for a in alias_actors.get(pid, ())})
         if not self._verb_pids or len(self._actor_ids) < 2:  # a relation joins two actors
             return []
         verb = False

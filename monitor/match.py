@@ -17,6 +17,7 @@ import logging
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import ahocorasick
 
@@ -67,9 +68,9 @@ def clip_item(item: Item, max_chars: int) -> Item:
     return replace(item, **fields)
 
 
-@dataclass(frozen=True)
-class _Occ:
-    """A term occurrence in folded text."""
+class _Occ(NamedTuple):
+    """A term occurrence in folded text. (A tuple: an item makes hundreds, and a tuple is
+    made several times faster than a frozen dataclass.)"""
 
     field: str
     start: int
@@ -87,6 +88,17 @@ class _OrPlan:
 
     by_pid: dict[int, list[Node]]
     others: list[tuple[Node, frozenset[int] | None]]
+    # the others by the patterns of their support (index into `others`), and those that
+    # can hold on what is absent: an item's few found patterns pick the few worth a look
+    others_by_pid: dict[int, list[int]] = field(default_factory=dict)
+    always: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for index, (_, need) in enumerate(self.others):
+            if need is None:
+                self.always.append(index)
+            for pid in need or ():
+                self.others_by_pid.setdefault(pid, []).append(index)
 
 
 @dataclass
@@ -112,6 +124,9 @@ class Engine:
         self._actor_alias_sets: dict[str, frozenset[int]] = {}
         self._or_plans: dict[int, _OrPlan] = {}  # id(Or node) -> plan; nodes live as long
         self._supports: dict[int, frozenset[int] | None] = {}  # id(node) -> Engine.support
+        # id(node) -> one number for all equal sub-expressions of the rules: an item's result
+        # for one is its result for the others (rules repeat their actor and topic lists)
+        self._shared: dict[int, int] = {}
         # relations.py: pattern id -> (action, voice) of verbs and (cue, "") of cues
         self._verbs: dict[int, list[tuple[str, str]]] = {}
         self._alias_actors: dict[int, list[str]] = {}
@@ -149,10 +164,13 @@ class Engine:
             for voice, terms in (("active", action.active), ("passive", action.passive)):
                 for term in terms:
                     self._verbs.setdefault(self._pid(term), []).append((action.id, voice))
+        shared: dict[Node, int] = {}
         for index, rule in enumerate(self.rules):
             for node, _ in walk(rule.query):
                 if isinstance(node, Term):
                     self._pid(node)
+                else:  # equal sub-expressions (an actor list, a topic list) share one number
+                    self._shared[id(node)] = shared.setdefault(node, len(shared))
             groups = requirements(rule.query)
             self._needs.append([self._group_pids(g) for g in groups])
             for pid in self._group_pids(min(groups, key=lambda g: g[0])):
@@ -348,6 +366,9 @@ def requirements(node: Node) -> list[Group]:
     raise TypeError(node)
 
 
+_FEW_PAIRS = 64  # NEAR compares every pair of occurrences up to this many pairs
+
+
 class _Positions:
     """Occurrences of one field sorted by start, ready for "how near is the nearest one to
     this occurrence" in O(log n): the first one starting after it, and among those starting
@@ -394,6 +415,11 @@ class _Context:
     steps: int = 0  # elementary steps taken, see Engine.match_counting
     _words: dict[str, list[int]] = field(default_factory=dict)
     _actors: dict[str, list[_Occ]] = field(default_factory=dict)
+    _actor_words: dict[str, tuple[list[Term], list[Term]]] = field(default_factory=dict)
+    _memo: dict[int, list[_Occ] | None] = field(default_factory=dict)  # Engine._shared
+    _evidence_of: dict[_Occ, Evidence] = field(default_factory=dict)  # rules share them
+    _verb_pids: list[int] | None = None  # of the patterns found, the verbs and cues
+    _actor_ids: list[str] = field(default_factory=list)  # actors with an alias found
     _origins: dict[str, list[int]] = field(default_factory=dict)
     _positions: dict[tuple[str, str, bool], _Positions] = field(default_factory=dict)
     _relations: list[Found] | None = None
@@ -449,10 +475,23 @@ class _Context:
         return self._actors[actor_id]
 
     def _actor_fits(self, actor: Actor, occ: _Occ) -> bool:
-        """Disambiguation: required context near the alias, and no excluded word near it."""
-        if actor.context and not any(self._near(t, occ, actor.window) for t in actor.context):
+        """Disambiguation: required context near the alias, and no excluded word near it.
+        Only the context and exclude words the scan found are looked at."""
+        context, exclude = self._present(actor)
+        if actor.context and not any(self._near(t, occ, actor.window) for t in context):
             return False
-        return not any(self._near(t, occ, actor.window) for t in actor.exclude)
+        return not any(self._near(t, occ, actor.window) for t in exclude)
+
+    def _present(self, actor: Actor) -> tuple[list[Term], list[Term]]:
+        """The actor's context and exclude terms whose patterns the scan found."""
+        present = self._actor_words.get(actor.id)
+        if present is None:
+            ids, found = self.engine._ids, self.found
+            present = self._actor_words[actor.id] = (
+                [t for t in actor.context if ids.get((t.pattern, t.prefix)) in found],
+                [t for t in actor.exclude if ids.get((t.pattern, t.prefix)) in found],
+            )
+        return present
 
     def _near(self, term: Term, occ: _Occ, window: int) -> bool:
         """Whether another occurrence of `term` stands within `window` words of `occ`."""
@@ -485,18 +524,24 @@ class _Context:
     def _mentions(self, name: str) -> list[Mention]:
         """Actors (past their context checks), verbs and cues the scan found in a field."""
         engine, mentions = self.engine, []
-        verbs = [(pid, engine._verbs[pid]) for pid in self.found if pid in engine._verbs]
-        if not verbs:
+        if self._verb_pids is None:
+            self._verb_pids = [pid for pid in self.found if pid in engine._verbs]
+            alias_actors = engine._alias_actors
+            self._actor_ids = sorted({a for pid in self.found for a in alias_actors.get(pid, ())})
+        if not self._verb_pids or len(self._actor_ids) < 2:  # a relation joins two actors
             return []
-        for pid, meanings in verbs:
+        verb = False
+        for pid in self._verb_pids:
             for occ in self.found[pid]:
                 if occ.field != name:
                     continue
-                for label, voice in meanings:
+                for label, voice in engine._verbs[pid]:
                     kind = "cue" if label in (NEGATION, REPORTED) else "verb"
+                    verb = verb or kind == "verb"
                     mentions.append(Mention(occ.start, occ.end, label, kind, voice, occ.term))
-        actor_ids = {a for pid in self.found for a in engine._alias_actors.get(pid, ())}
-        for actor_id in sorted(actor_ids):
+        if not verb:  # no relation without a verb in this field: its actors need no look
+            return []
+        for actor_id in self._actor_ids:
             mentions += [
                 Mention(o.start, o.end, actor_id, "actor", term=o.term)
                 for o in self.actor_occs(actor_id)
@@ -505,7 +550,20 @@ class _Context:
         return mentions
 
     def evaluate(self, node: Node) -> list[_Occ] | None:
-        """The evidence if `node` holds for the item (possibly empty, for a NOT), else None."""
+        """The evidence if `node` holds for the item (possibly empty, for a NOT), else None.
+        A sub-expression that several rules (or one rule twice) contain is worked out once
+        per item. (Results are shared, so nobody changes a list they get.)"""
+        kind = type(node)
+        if kind is Term:  # the leaves first, as most nodes are leaves
+            return self.term_occs(node) or None  # type: ignore[arg-type]
+        key = self.engine._shared.get(id(node))
+        if key is None:
+            return self._evaluate(node)
+        if key not in self._memo:
+            self._memo[key] = self._evaluate(node)
+        return self._memo[key]
+
+    def _evaluate(self, node: Node) -> list[_Occ] | None:
         match node:
             case Term():
                 return self.term_occs(node) or None
@@ -567,8 +625,16 @@ class _Context:
             terms = [c for pid in found if pid in by_pid for c in by_pid[pid]]
         else:
             terms = [c for pid, children in by_pid.items() if pid in found for c in children]
-        keys = found.keys()
-        others = [c for c, need in plan.others if need is None or not keys.isdisjoint(need)]
+        if not plan.others:
+            return terms
+        if len(found) < len(plan.others):
+            chosen = set(plan.always)
+            for pid in found:
+                chosen.update(plan.others_by_pid.get(pid, ()))
+            others = [plan.others[i][0] for i in sorted(chosen)]
+        else:
+            keys = found.keys()
+            others = [c for c, need in plan.others if need is None or not keys.isdisjoint(need)]
         return [*terms, *others]
 
     def _possible(self, children: list[Node]) -> bool:
@@ -582,13 +648,21 @@ class _Context:
         """Every occurrence on either side with one of the other side within the distance:
         each occurrence looks up its nearest partner in the other side's sorted positions
         (O(n log n) in all, where comparing every pair was O(n × m))."""
-        left = list(dict.fromkeys(self.evaluate(node.left) or []))
-        right = list(dict.fromkeys(self.evaluate(node.right) or []))
+        left = self.evaluate(node.left)
+        if not left:
+            return None
+        right = self.evaluate(node.right)
+        if not right:
+            return None
+        left, right = list(dict.fromkeys(left)), list(dict.fromkeys(right))
         kept: list[_Occ] = []
         for field_name in FIELDS:
             ours = [o for o in left if o.field == field_name]
             theirs = [o for o in right if o.field == field_name]
             if not ours or not theirs:
+                continue
+            if len(ours) * len(theirs) <= _FEW_PAIRS:
+                kept += self._near_pairs(ours, theirs, node.distance)
                 continue
             for side, other in ((ours, _Positions(theirs, self)), (theirs, _Positions(ours, self))):
                 for occ in side:
@@ -596,6 +670,28 @@ class _Context:
                     if gap is not None and gap <= node.distance:
                         kept.append(occ)
         return kept or None
+
+    def _near_pairs(self, ours: list[_Occ], theirs: list[_Occ], distance: int) -> list[_Occ]:
+        """`_evaluate_near` on one field by comparing every pair, when there are few: what
+        `_Positions.nearest` gives (the gap to the nearest one), without sorting."""
+        name = ours[0].field
+        words = {}
+        for occ in (*ours, *theirs):  # first and last word of each occurrence
+            words[occ] = (self.word_index(name, occ.start), self.word_index(name, occ.end - 1))
+        self.steps += len(words)
+        kept = []
+        for side, other in ((ours, theirs), (theirs, ours)):
+            for occ in side:
+                first, last = words[occ]
+                for partner in other:
+                    if partner.start >= occ.start:  # occ is the earlier one
+                        gap = words[partner][0] - last
+                    else:
+                        gap = first - words[partner][1]
+                    if gap <= distance:  # (a negative gap is an overlap: 0 in nearest)
+                        kept.append(occ)
+                        break
+        return kept
 
     def hit(self, rule: Rule, occs: list[_Occ]) -> Hit:
         unique = sorted(set(occs), key=lambda o: (FIELDS.index(o.field), o.start, o.end))
@@ -608,6 +704,12 @@ class _Context:
         )
 
     def _evidence(self, occ: _Occ) -> Evidence:
+        evidence = self._evidence_of.get(occ)
+        if evidence is None:
+            evidence = self._evidence_of[occ] = self._make_evidence(occ)
+        return evidence
+
+    def _make_evidence(self, occ: _Occ) -> Evidence:
         text = self.texts[occ.field]
         if text.isascii():  # ASCII folds one character to one, so offsets carry over
             start, end = occ.start, occ.end

@@ -10,23 +10,40 @@ from pathlib import Path
 
 import pytest
 
-from monitor.match import Engine, _Context, item_from_json
+from monitor.match import Engine, _Context, _Occ, _Positions, item_from_json
 from monitor.models import Hit, Item
 from monitor.normalise import FOLD_TABLE, fold, fold_with_offsets
-from monitor.rules import Node, load_rules
+from monitor.rules import Actor, Node, Term, load_rules
 
 ROOT = Path(__file__).parents[1]
 DATA = ROOT / "tests" / "data"
 
 
 class _Everything(_Context):
-    """Evaluation without any skipping: every child of every node."""
+    """Evaluation without any skipping or sharing: every child of every node, each node
+    worked out where it stands, every context word of an actor looked at, NEAR always
+    through sorted positions."""
+
+    def evaluate(self, node: Node) -> list[_Occ] | None:
+        return self._evaluate(node)
 
     def _possible(self, children: list[Node]) -> bool:
         return True
 
     def _or_children(self, node: Node) -> list[Node]:  # type: ignore[override]
         return list(node.children)  # type: ignore[attr-defined]
+
+    def _present(self, actor: Actor) -> tuple[list[Term], list[Term]]:
+        return list(actor.context), list(actor.exclude)
+
+    def _near_pairs(self, ours: list[_Occ], theirs: list[_Occ], distance: int) -> list[_Occ]:
+        kept = []
+        for side, other in ((ours, _Positions(theirs, self)), (theirs, _Positions(ours, self))):
+            for occ in side:
+                gap = other.nearest(occ, self, same_start=True)
+                if gap is not None and gap <= distance:
+                    kept.append(occ)
+        return kept
 
 
 def reference_hits(engine: Engine, item: Item) -> list[Hit]:

@@ -279,6 +279,7 @@ class Daemon:
         try:
             lock.acquire()
             with open_store(self.settings) as store:
+                store.record_start(utcnow())
                 # the start counts as a tick, and clears the last run's stop record
                 store.record_heartbeat(utcnow(), self.tick_seconds, self.settings.fetch.timeout)
                 store.record_alive(utcnow(), self.tick_seconds, self.settings.fetch.timeout)

@@ -135,6 +135,8 @@ class Detector:
         """Take in the items and outlets stored since the last run, oldest first (at most
         `max_events`), and return the signals they raised (stored too)."""
         raised: list[Signal] = []
+        if not self._anything_new():
+            return raised  # an idle tick: read, and write nothing
         with self.store.transaction():
             items, outlets = self.store.signal_progress()
             room = self.max_events
@@ -149,6 +151,13 @@ class Detector:
                 outlets, room = more[-1].rowid, room - len(more)
             self.store.save_progress(items, outlets)
         return raised
+
+    def _anything_new(self) -> bool:
+        """Whether an item or an outlet was stored since the last run (read only)."""
+        items, outlets = self.store.signal_progress()
+        return bool(
+            self.store.item_events(items, 1) or self.store.outlet_events(outlets, 1, items)
+        )
 
     def _stored(self, signals: list[Signal]) -> list[Signal]:
         """Stored at once: the next event must see them (a series surges once a day)."""

@@ -1,9 +1,15 @@
 """What the running service keeps about itself: its heartbeat, and the lock that keeps a
-second service off the same database."""
+second service off the same database.
+
+The heartbeat lives in a small file beside the database (`monitor.db.heartbeat`), not in
+it: the service beats every half tick and records every tick, and a tick with nothing due
+must cost the database no write (no wait for the write lock, no growth of its log)."""
 
 from __future__ import annotations
 
+import json
 import os
+import threading
 from datetime import datetime
 from pathlib import Path
 from typing import IO
@@ -26,21 +32,37 @@ class ServiceTable(StoreBase):
         self._set_state(alive_at=iso(now), stopped_at="", tick_seconds=tick_seconds,
                         timeout=timeout, pid=os.getpid())  # fmt: skip
 
+    def record_start(self, now: datetime) -> None:
+        """The service starts: one write to the database, which proves it writable before
+        the first tick (the heartbeat goes to its own file)."""
+        with self.transaction():
+            self.conn.executemany(
+                "INSERT INTO service_state (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [("started_at", iso(now)), ("pid", str(os.getpid()))],
+            )
+
     def record_stopped(self, now: datetime) -> None:
         """The service stopped cleanly: `status` says so at once instead of waiting."""
         self._set_state(stopped_at=iso(now))
 
     def _set_state(self, **values: object) -> None:
-        with self.transaction():
-            self.conn.executemany(
-                "INSERT INTO service_state (key, value) VALUES (?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [(k, str(v)) for k, v in values.items()],
-            )
+        path = heartbeat_path(self.path)
+        with _HEARTBEAT_WRITES:  # the beat thread and the tick both write it
+            state = _read_state(path) | {k: str(v) for k, v in values.items()}
+            try:
+                spare = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+                spare.write_text(json.dumps(state, sort_keys=True), encoding="utf-8")
+                os.replace(spare, path)  # a reader sees the old beat or the new, never half
+            except OSError as exc:
+                raise StoreError(f"{path}: cannot write the heartbeat: {exc.strerror}") from None
 
     def heartbeat(self) -> Heartbeat | None:
-        """The service's last heartbeat, or None when no service ever ran here."""
-        state = dict(self.conn.execute("SELECT key, value FROM service_state"))
+        """The service's last heartbeat, or None when no service ever ran here. (A database
+        of an older version kept it in its `service_state` table.)"""
+        state = _read_state(heartbeat_path(self.path))
+        if not state:
+            state = dict(self.conn.execute("SELECT key, value FROM service_state"))
         alive = state.get("alive_at") or state.get("last_tick")
         if not alive:
             return None
@@ -51,6 +73,22 @@ class ServiceTable(StoreBase):
             alive_at=from_iso(alive),
             stopped_at=from_iso(state["stopped_at"]) if state.get("stopped_at") else None,
         )
+
+
+_HEARTBEAT_WRITES = threading.Lock()
+
+
+def heartbeat_path(database: Path) -> Path:
+    """The heartbeat file of a database: beside it, following a symlink as the lock does."""
+    return Path(f"{os.path.realpath(database)}.heartbeat")
+
+
+def _read_state(path: Path) -> dict[str, str]:
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # none yet, or unreadable: as if no service had beaten
+    return {str(k): str(v) for k, v in state.items()} if isinstance(state, dict) else {}
 
 
 class InstanceLock:

@@ -1,0 +1,42 @@
+"""A daemon tick with nothing due reads the database and writes nothing to it: a service
+watching thousands of sources ticks every few seconds, and an idle tick that wrote would
+queue for the write lock and grow the write-ahead log for nothing."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
+from conftest import Response, make_rss, write_config
+
+from monitor.config import load_settings
+from monitor.health import heartbeat_check
+from monitor.scheduler import Daemon
+from monitor.store import Store
+
+T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def test_an_idle_tick_writes_nothing_and_the_service_still_looks_alive(
+    tmp_path, feed_server, smtp_server
+) -> None:
+    feed_server.routes["/feed.xml"] = Response(200, make_rss("feed", range(3)))
+    config = write_config(
+        tmp_path, [{"name": "feed", "url": feed_server.url("/feed.xml"), "interval": "10m"}],
+        smtp=smtp_server,
+    )  # fmt: skip
+    daemon = Daemon(load_settings(config), tick_seconds=5)
+    try:
+        daemon.tick(T0)  # the first tick polls the source and stores its items
+        watcher = sqlite3.connect(tmp_path / "monitor.db")
+        before = watcher.execute("PRAGMA data_version").fetchone()[0]
+        for minute in range(1, 4):  # not due again for ten minutes
+            daemon.tick(T0 + timedelta(minutes=minute))
+        after = watcher.execute("PRAGMA data_version").fetchone()[0]
+        assert after == before, "an idle tick wrote to the database"
+        assert feed_server.hits("/feed.xml") == 1
+        with Store(tmp_path / "monitor.db") as store:
+            healthy, why = heartbeat_check(store, datetime.now(UTC))
+        assert healthy, why
+    finally:
+        daemon.pool.close()

@@ -30,16 +30,47 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TOPICS = [
-    "KFOR troops reinforce patrols near Kosovo border crossing",
-    "EU foreign ministers discuss enlargement and the Western Balkans",
-    "Serbia and Kosovo negotiators meet again in Brussels",
-    "Regional markets close higher on energy prices",
-    "Tennis: local champion reaches the final in Belgrade",
-    "Parliament debates a new budget for hospitals",
-    "Storms expected across the Adriatic coast this weekend",
-    "EULEX judges hand down a verdict in a war crimes case",
-]
+# Every item is its own story: titles and teasers drawn at random (fixed seeds) from common
+# news words and the names the shipped pack watches, so that no item is a near-duplicate of
+# another (the same eight headlines over and over would be folded into a handful of stories
+# and never stored) and about a third mention a watched place or actor.
+_WORDS = (
+    "government minister talks agreement officials said on Monday after a meeting with "
+    "the opposition parliament vote budget election campaign border police protest court "
+    "ruling judges prosecutors investigation energy prices gas electricity market trade "
+    "deal exports bank inflation rates workers union strike hospital health schools teachers "
+    "students reform law draft committee report commission funds project road railway "
+    "bridge airport flights tourism season coast storm flooding rain snow weather forecast "
+    "security forces troops patrol exercise army defence ministry spokesman statement "
+    "interview press conference journalists media freedom television radio newspaper online "
+    "company investors shares profit losses factory jobs unemployment pensions taxes "
+    "villages towns city council mayor residents water supply power cuts fire rescue "
+    "football match team coach league final tennis champion tournament fans stadium "
+    "culture festival film music theatre museum exhibition history anniversary church "
+    "visit delegation talks summit partners cooperation support aid loan agreement signed "
+    "week month year today yesterday tomorrow morning evening night new old first last "
+    "next major small big local regional national foreign international public private "
+    "says warns calls urges rejects accepts plans announces expects faces denies confirms"
+)
+_NAMES = (
+    "Kosovo Serbia Belgrade Pristina Bosnia Sarajevo Montenegro Podgorica Albania Tirana "
+    "Croatia Zagreb Macedonia Skopje Brussels NATO KFOR EULEX Mitrovica Banja Luka"
+)
+WORDS, NAMES = _WORDS.split(), _NAMES.split()
+
+
+def item_text(feed: int, n: int) -> tuple[str, str]:
+    """An item's title and teaser: the same for the same feed and number, every run."""
+    import random
+
+    rng = random.Random(feed * 1_000_003 + n)
+    title = rng.choices(WORDS, k=rng.randint(7, 11))
+    summary = rng.choices(WORDS, k=rng.randint(35, 55))
+    if rng.random() < 0.35:
+        title.insert(rng.randrange(len(title)), rng.choice(NAMES))
+        summary.insert(rng.randrange(len(summary)), rng.choice(NAMES))
+    title[0], summary[0] = title[0].capitalize(), summary[0].capitalize()
+    return " ".join(title), " ".join(summary) + "."
 
 
 # -- the farm ----------------------------------------------------------------------------------
@@ -48,21 +79,28 @@ TOPICS = [
 def feed_body(feed: int, items: int) -> bytes:
     entries = []
     for n in range(items):
-        topic = TOPICS[(feed + n) % len(TOPICS)]
+        title, summary = item_text(feed, n)
         entries.append(
-            f"<item><title>{topic} ({feed}-{n})</title>"
+            f"<item><title>{title} ({feed}-{n})</title>"
             f"<link>https://news{feed % 97}.example/{feed}/story-{n}?utm_source=rss</link>"
             f"<guid>https://news{feed % 97}.example/{feed}/story-{n}</guid>"
-            f"<description>&lt;p&gt;{topic}. Reporters followed the story through the day "
-            f"and spoke to officials, analysts and residents about what comes next for the "
-            f"region; item {n} of feed {feed}.&lt;/p&gt;</description>"
-            f"<pubDate>Mon, 21 Nov 2022 {n % 24:02d}:{feed % 60:02d}:00 +0100</pubDate></item>"
+            f"<description>&lt;p&gt;{summary} Item {n} of feed {feed}.&lt;/p&gt;</description>"
+            f"<pubDate>{pub_date(feed, n)}</pubDate></item>"
         )
     return (
         '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
         f"<title>Feed {feed}</title><link>https://news.example/{feed}</link>"
         f"<description>bench</description>{''.join(entries)}</channel></rss>"
     ).encode()
+
+
+def pub_date(feed: int, n: int) -> str:
+    """Within the last two days (items from years ago would be old news)."""
+    from datetime import UTC, datetime, timedelta
+    from email.utils import format_datetime
+
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return format_datetime(today - timedelta(minutes=n * 53 + feed % 60))
 
 
 def serve(feeds: int, items: int, hosts: int) -> None:

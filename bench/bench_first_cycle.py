@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import sqlite3
 import statistics
 import subprocess
@@ -94,21 +95,29 @@ with open(sys.argv[1], "w") as out:
 """
 
 
-def measure(command: list[str], folder: Path, name: str, env: dict | None = None) -> dict:
+def measure(
+    command: list[str], folder: Path, name: str, env: dict | None = None, limit_mb: float = 0
+) -> dict:
     """Run `command` in a fresh process (its output to files in `folder`): wall and CPU
-    seconds, and peak memory (its largest process, and its whole process tree)."""
+    seconds, and peak memory (its largest process, and its whole process tree). With
+    `limit_mb`, the run is stopped when its tree's memory goes past it (`"stopped"`)."""
     out, err, usage = (folder / f"{name}.{ext}" for ext in ("out", "err", "usage"))
     launch = [sys.executable, "-I", "-S", "-c", LAUNCHER, str(usage), *command]
     with open(out, "w") as stdout, open(err, "w") as stderr:
         started = time.perf_counter()
-        process = subprocess.Popen(launch, stdout=stdout, stderr=stderr, env=env)
-        peak_tree = 0
+        process = subprocess.Popen(
+            launch, stdout=stdout, stderr=stderr, env=env, start_new_session=True
+        )
+        peak_tree, stopped = 0, False
         stop = threading.Event()
 
         def sample() -> None:
-            nonlocal peak_tree
+            nonlocal peak_tree, stopped
             while not stop.wait(0.02):
                 peak_tree = max(peak_tree, tree_rss_kb(process.pid))
+                if limit_mb and peak_tree > limit_mb * 1024 and not stopped:
+                    stopped = True
+                    os.killpg(process.pid, signal.SIGKILL)
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -116,6 +125,9 @@ def measure(command: list[str], folder: Path, name: str, env: dict | None = None
         seconds = time.perf_counter() - started
         stop.set()
         sampler.join()
+    if stopped:
+        tree = peak_tree / 1024
+        return {"seconds": seconds, "tree_mb": tree, "stdout": "", "stderr": "", "stopped": True}
     result = json.loads(usage.read_text()) if usage.exists() else {"code": process.returncode}
     if process.returncode != 0 or result["code"] != 0:
         tail = err.read_text()[-3000:]
@@ -205,12 +217,14 @@ def run_unit(unit: str, args: argparse.Namespace, ports: list[int], folder: Path
     if unit == "monitor":
         config = monitor_config(folder, ports, feeds, args.workers)
         once = [python, "-m", "monitor", "--config", str(config), "once"]
-        first = measure(once, folder, "monitor-first")
+        first = measure(once, folder, "monitor-first", limit_mb=args.limit_mb)
+        if first.get("stopped"):
+            return {"monitor first": first}
         db = folder / "monitor.db"
         first["items"] = count_rows(db, "items")
         first["hits"] = count_rows(db, "hits")
         first["stages"] = logged_stages(first["stderr"])
-        unchanged = measure(once, folder, "monitor-unchanged")
+        unchanged = measure(once, folder, "monitor-unchanged", limit_mb=args.limit_mb)
         unchanged["items"] = count_rows(db, "items") - first["items"]
         unchanged["stages"] = logged_stages(unchanged["stderr"])
         unchanged["not_modified"] = unchanged["stdout"].count(": HTTP 304,")
@@ -220,7 +234,9 @@ def run_unit(unit: str, args: argparse.Namespace, ports: list[int], folder: Path
         url_file.write_text("\n".join(bench_cycle.urls(ports, feeds)) + "\n")
         command = [python, str(HERE / "reference_pipeline.py"), "--urls", str(url_file)]
         command += ["--db", str(folder / "reference.db"), "--workers", str(args.ref_workers)]
-        result = measure(command, folder, "reference")
+        result = measure(command, folder, "reference", limit_mb=args.limit_mb)
+        if result.get("stopped"):
+            return {"reference": result}
         report = json.loads(result["stdout"].strip().splitlines()[-1])
         result.update(items=report["stored"], hits=report["with_terms"], report=report)
         return {"reference": result}
@@ -229,14 +245,18 @@ def run_unit(unit: str, args: argparse.Namespace, ports: list[int], folder: Path
         r2e = str(baselines_python().parent / "r2e")
         env = {**os.environ, "XDG_RUNTIME_DIR": str(folder)}  # its lock file: ours alone
         command = [r2e, "-c", str(config), "-d", str(data), "run", "--no-send"]
-        result = measure(command, folder, "rss2email", env=env)
+        result = measure(command, folder, "rss2email", env=env, limit_mb=args.limit_mb)
+        if result.get("stopped"):
+            return {"rss2email": result}
         state = json.loads(data.read_text())
         result["items"] = sum(len(feed.get("seen", {})) for feed in state["feeds"])
         result["errors"] = result["stderr"].count("[ERROR]")
         return {"rss2email": result}
     if unit == "naive":
         command = [python, bench_cycle.__file__, "--naive", "--ports", json.dumps(ports)]
-        result = measure([*command, "--feeds", str(feeds)], folder, "naive")
+        result = measure([*command, "--feeds", str(feeds)], folder, "naive", limit_mb=args.limit_mb)
+        if result.get("stopped"):
+            return {"naive": result}
         result["items"] = json.loads(result["stdout"].strip().splitlines()[-1])["entries"]
         return {"naive": result}
     raise ValueError(unit)
@@ -304,8 +324,18 @@ def report(args: argparse.Namespace, rounds: list[dict]) -> None:
     )
     print("|---|---:|---:|---:|---:|---:|---:|")
     present = [(row, label) for row, label in ROWS if row in rounds[0]]
+    stopped = {row for row, _ in present if any(r.get(row, {}).get("stopped") for r in rounds)}
     first = median(rounds, "monitor first", "seconds") if "monitor first" in rounds[0] else None
+    if "monitor first" in stopped:
+        first = None
     for row, label in present:
+        if row in stopped:
+            gone = next(r[row] for r in rounds if r.get(row, {}).get("stopped"))
+            print(
+                f"| {label} | stopped after {gone['seconds']:.0f} s: its memory went past "
+                f"{args.limit_mb:,.0f} MB | | | | {gone['tree_mb']:.0f} MB | |"
+            )
+            continue
         seconds = median(rounds, row, "seconds")
         ratio = f"{seconds / first:.2f}×" if first else "–"
         items = rounds[-1][row].get("items")
@@ -325,13 +355,13 @@ def report(args: argparse.Namespace, rounds: list[dict]) -> None:
             ("rss2email", "rss2email", " (goal: at least 10×)"),
             ("naive", "the naive loop", ""),
         ):
-            if row in rounds[0]:
+            if row in rounds[0] and row not in stopped:
                 other = median(rounds, row, "seconds")
                 print(
                     f"- news-monitor's first cycle vs {name}: **{other / first:.2f}×** as fast"
                     + goal
                 )
-        if "reference" in rounds[0]:
+        if "reference" in rounds[0] and "reference" not in stopped:
             ref = median(rounds, "reference", "seconds")
             print(
                 f"- news-monitor's first cycle vs the reference pipeline: **{first / ref:.2f}×** "
@@ -350,26 +380,26 @@ def report(args: argparse.Namespace, rounds: list[dict]) -> None:
                 f"- unchanged cycle: {last['not_modified']:,} of {args.feeds:,} feeds answered 304"
             )
         hits = rounds[-1]["monitor first"]["hits"]
-        found = rounds[-1]["reference"]["hits"] if "reference" in rounds[0] else None
+        found = rounds[-1]["reference"].get("hits") if "reference" in rounds[0] else None
         print(
             f"- news-monitor stored {hits:,} hits"
             + (f"; the reference found pack terms in {found:,} items" if found is not None else "")
         )
-    if "reference" in rounds[0]:
+    if "reference" in rounds[0] and "reference" not in stopped:
         ref = rounds[-1]["reference"]["report"]
         print(
             f"- reference stages (last round): fetch {ref['fetch_seconds']:.2f} s (parsing "
             f"overlaps it), rest of parsing {ref['parse_seconds']:.2f} s, FTS index and commit "
             f"{ref['index_seconds']:.2f} s; {ref['patterns']:,} patterns, {ref['workers']} workers"
         )
-    if "rss2email" in rounds[0] and rounds[-1]["rss2email"]["errors"]:
+    if "rss2email" in rounds[0] and rounds[-1]["rss2email"].get("errors"):
         print(f"- rss2email logged {rounds[-1]['rss2email']['errors']} errors")
     if len(rounds) > 1:
         print("\nEvery round (wall seconds):\n")
         print("| run | " + " | ".join(f"round {n + 1}" for n in range(len(rounds))) + " |")
         print("|---|" + "---:|" * len(rounds))
         for row, _ in present:
-            cells = " | ".join(f"{r[row]['seconds']:.2f}" for r in rounds)
+            cells = " | ".join(f"{r[row]['seconds']:.2f}" for r in rounds if row in r)
             print(f"| {row} | {cells} |")
 
 
@@ -455,6 +485,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0, help="news-monitor parse_workers")
     parser.add_argument("--ref-workers", type=int, default=2, help="reference parse workers")
     parser.add_argument("--skip", default="", help=f"comma-separated, of: {','.join(UNITS)}")
+    parser.add_argument(
+        "--limit-mb", type=float, default=8000, help="stop a run whose memory goes past this"
+    )
     parser.add_argument("--tick-check", action="store_true", help="time an idle daemon tick")
     parser.add_argument("--tick", type=Path, help=argparse.SUPPRESS)  # internal
     args = parser.parse_args()

@@ -6,7 +6,8 @@ news-monitor first cycle, with nothing else.
 1. fetch every URL with aiohttp (at most 32 requests in flight, one per host at a time:
    news-monitor's defaults);
 2. parse RSS 2.0 with lxml (title, link, guid, description with its HTML reduced to text,
-   pubDate), in a pool of worker processes fed by chunks of feeds as they arrive;
+   pubDate), in a pool of worker processes fed by chunks of feeds as they arrive (fetching
+   waits while the workers are behind, so memory stays bounded whatever the feed count);
 3. fold title and description with `monitor.normalise.fold` (the same folding the pack's
    patterns went through, so that a Cyrillic or Greek term is found at all);
 4. one Aho-Corasick pass (pyahocorasick) per field over every pattern of the shipped pack,
@@ -155,8 +156,10 @@ async def run(urls: list[str], db: Path, workers: int, concurrency: int) -> dict
         conn.execute(statement)
     conn.execute("BEGIN")
     counts = {"feeds": len(urls), "fetched": 0, "errors": 0, "items": 0, "with_terms": 0}
-    pending: list[asyncio.Future] = []
-    chunk: list[tuple[str, bytes]] = []
+    # Bounded memory: fetchers wait while the queue of fetched bodies is full, and the queue
+    # waits while two chunks per worker are being parsed.
+    bodies: asyncio.Queue[tuple[str, bytes] | None] = asyncio.Queue(maxsize=CHUNK * workers)
+    parsing = asyncio.Semaphore(2 * workers)
 
     def store(rows: list[tuple]) -> None:
         conn.executemany(
@@ -167,39 +170,48 @@ async def run(urls: list[str], db: Path, workers: int, concurrency: int) -> dict
         counts["items"] += len(rows)
         counts["with_terms"] += sum(1 for row in rows if row[6])
 
-    def hand_out() -> None:
-        future = loop.run_in_executor(pool, parse_chunk, list(chunk))
-        future.add_done_callback(lambda f: store(f.result()))
-        pending.append(future)
-        chunk.clear()
+    async def parse_and_store(chunk: list[tuple[str, bytes]]) -> None:
+        try:
+            store(await loop.run_in_executor(pool, parse_chunk, chunk))
+        finally:
+            parsing.release()
+
+    async def hand_out() -> None:
+        tasks, chunk = [], []
+        while (body := await bodies.get()) is not None:
+            chunk.append(body)
+            if len(chunk) >= CHUNK:
+                await parsing.acquire()
+                tasks.append(asyncio.create_task(parse_and_store(chunk)))
+                chunk = []
+        if chunk:
+            await parsing.acquire()
+            tasks.append(asyncio.create_task(parse_and_store(chunk)))
+        await asyncio.gather(*tasks)
 
     connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=1)
     timeout = aiohttp.ClientTimeout(total=20)
+    todo = iter(urls)
+    consumer = asyncio.create_task(hand_out())
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
 
-        async def fetch(url: str) -> tuple[str, bytes | None]:
-            try:
-                async with session.get(url) as response:
-                    if response.status != 200:
-                        return url, None
-                    return url, await response.read()
-            except (TimeoutError, aiohttp.ClientError):
-                return url, None
+        async def fetcher() -> None:
+            for url in todo:  # shared: each fetcher takes the next URL
+                try:
+                    async with session.get(url) as response:
+                        body = await response.read() if response.status == 200 else None
+                except (TimeoutError, aiohttp.ClientError):
+                    body = None
+                if body is None:
+                    counts["errors"] += 1
+                    continue
+                counts["fetched"] += 1
+                await bodies.put((url, body))
 
-        for done in asyncio.as_completed([fetch(url) for url in urls]):
-            url, body = await done
-            if body is None:
-                counts["errors"] += 1
-                continue
-            counts["fetched"] += 1
-            chunk.append((url, body))
-            if len(chunk) >= CHUNK:
-                hand_out()
+        await asyncio.gather(*(fetcher() for _ in range(concurrency)))
     fetched = time.perf_counter()
-    if chunk:
-        hand_out()
-    await asyncio.gather(*pending)
-    await asyncio.sleep(0)  # let the last done-callbacks (the stores) run
+    await bodies.put(None)
+    await consumer
     parsed = time.perf_counter()
     conn.execute(
         "INSERT INTO items_fts (rowid, title, summary) SELECT id, title, summary FROM items"

@@ -349,8 +349,8 @@ def report(args: argparse.Namespace, rounds: list[dict]) -> None:
             f"{median(rounds, row, 'peak_mb'):.0f} MB | {median(rounds, row, 'tree_mb'):.0f} MB "
             f"| {ratio} |"
         )
+    print()
     if first:
-        print()
         for row, name, goal in (
             ("rss2email", "rss2email", " (goal: at least 10×)"),
             ("naive", "the naive loop", ""),

@@ -20,10 +20,12 @@ The farm is `bench_cycle.py`'s (an aiohttp server in its own process, feeds spre
   first use) and configured by writing its config file directly with every farm feed;
 - the naive loop, `bench_cycle.py --naive`: `feedparser.parse(url)` per feed, in turn.
 
-The order of the four rotates from round to round. For each run: wall time, CPU time (user +
-system, worker processes included), the largest process's peak RSS (`ru_maxrss` from `wait4`,
-which covers every process of the run) and the peak of the summed RSS of the run's process
-tree (sampled every 20 ms from /proc). With `--rounds N` each figure is the median.
+The order of the four rotates from round to round; `--skip` leaves some out, and a run whose
+process tree grows past `--limit-mb` is stopped and reported as such. For each run: wall
+time, CPU time (user + system, worker processes included), the largest process's peak RSS
+(`ru_maxrss` from `wait4`, which covers every process of the run; each run is started through
+a small launcher so that it is the run's own) and the peak of the summed RSS of the run's
+process tree (sampled every 20 ms from /proc). With `--rounds N` each figure is the median.
 """
 
 from __future__ import annotations
@@ -283,14 +285,15 @@ def bench(args: argparse.Namespace) -> None:
                 print(f"round {number + 1}/{args.rounds}: {unit} ...", file=sys.stderr)
                 results.update(run_unit(unit, args, ports, folder))
             rounds.append(results)
-            if args.tick_check and number == args.rounds - 1 and "monitor" in units:
+            last = number == args.rounds - 1
+            if args.tick_check and last and "monitor unchanged" in results:
                 tick = tick_check(folder / "monitor.toml")
     finally:
         if farm.stdin:
             farm.stdin.close()
         farm.wait(timeout=60)
     report(args, rounds)
-    if args.tick_check and "monitor" in units:
+    if args.tick_check and "monitor unchanged" in rounds[-1]:
         print_tick(tick)
 
 

@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: install browser run once demo digest test lint bench bench-cycle constraints clean
+.PHONY: install browser run once demo digest test lint bench bench-cycle bench-first-cycle constraints clean
 
 install: $(VENV)/.installed
 
@@ -45,6 +45,9 @@ bench: install
 
 bench-cycle: install
 	$(BIN)/python bench/bench_cycle.py
+
+bench-first-cycle: install
+	$(BIN)/python bench/bench_first_cycle.py --rounds 3
 
 # Resolve the newest versions pyproject.toml allows, in a fresh environment, and pin them.
 constraints:

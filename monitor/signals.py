@@ -155,9 +155,7 @@ class Detector:
     def _anything_new(self) -> bool:
         """Whether an item or an outlet was stored since the last run (read only)."""
         items, outlets = self.store.signal_progress()
-        return bool(
-            self.store.item_events(items, 1) or self.store.outlet_events(outlets, 1, items)
-        )
+        return bool(self.store.item_events(items, 1) or self.store.outlet_events(outlets, 1, items))
 
     def _stored(self, signals: list[Signal]) -> list[Signal]:
         """Stored at once: the next event must see them (a series surges once a day)."""

@@ -54,13 +54,23 @@ class SourceTable(StoreBase):
         }
         return [n for n in wanted if n in due]
 
-    def fetch_states(self) -> dict[str, FetchState]:
-        rows = self.conn.execute("SELECT name, etag, last_modified, content_hash FROM sources")
+    def fetch_states(self, names: Iterable[str] | None = None) -> dict[str, FetchState]:
+        """Each source's validators (ETag, Last-Modified, content hash): of all, or of these."""
+        sql = "SELECT name, etag, last_modified, content_hash FROM sources"
+        rows = self._of_sources(sql, names)
         return {name: FetchState(*state) for name, *state in rows}
 
-    def error_counts(self) -> dict[str, int]:
-        """Failures in a row, per source (0 for a source whose last fetch worked)."""
-        return dict(self.conn.execute("SELECT name, coalesce(error_count, 0) FROM sources"))
+    def error_counts(self, names: Iterable[str] | None = None) -> dict[str, int]:
+        """Failures in a row, per source (0 for a source whose last fetch worked): of all,
+        or of these."""
+        sql = "SELECT name, coalesce(error_count, 0) FROM sources"
+        return dict(self._of_sources(sql, names))
+
+    def _of_sources(self, sql: str, names: Iterable[str] | None) -> Iterable[tuple]:
+        if names is None:
+            return self.conn.execute(sql)
+        wanted = json.dumps(list(names))
+        return self.conn.execute(f"{sql} WHERE name IN (SELECT value FROM json_each(?))", [wanted])
 
     def source_statuses(self, now: datetime | None = None) -> list[SourceStatus]:
         """Every stored source, failing ones first (flagged at the top), then by name; with

@@ -129,7 +129,7 @@ def test_store_methods_raise_the_projects_error_when_locked(tmp_path):
     Store(db).close()
     with write_lock(db, 3), Store(db, busy_timeout=0.5) as store:
         try:
-            store.record_heartbeat(utcnow(), 30, 20)
+            store.record_start(utcnow())
         except StoreLocked as exc:
             assert "database is locked" in str(exc) and str(db) in str(exc)
         else:

@@ -430,7 +430,8 @@ def snapshot(db: Path) -> dict:
 
 
 def tick_check(config: Path) -> dict:
-    """One daemon tick after the cycles, with nothing due (every source was just polled)."""
+    """A daemon tick after the cycles with nothing due (every source was just polled), after
+    one that lets the detectors take in what the cycles stored."""
     command = [sys.executable, __file__, "--tick", str(config)]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -446,6 +447,7 @@ def run_tick(config: Path) -> dict:
     with open_store(settings) as store:
         now = __import__("monitor.clock", fromlist=["utcnow"]).utcnow()
         due = list(store.due_sources((s.name for s in settings.sources), now))
+    daemon.tick()  # the detectors take in what `monitor once` stored: work, not idleness
     before = snapshot(settings.database)
     started = time.perf_counter()
     daemon.tick()

@@ -55,7 +55,7 @@ def detect(title: str, text: str = "") -> str:
     """ISO 639-1 code of the language of an item with this title and text; "" when there is
     too little text to tell or the model is unsure."""
     sample = f"{title}. {text[:SAMPLE_CHARS]}" if text else title
-    if sum(ch.isalpha() for ch in sample) < MIN_LETTERS:
+    if not _letters_at_least(sample, MIN_LETTERS):
         return ""
     identifier = _available_identifier()
     if identifier is None:
@@ -65,6 +65,16 @@ def detect(title: str, text: str = "") -> str:
     if code in _SH:  # sure it is Serbo-Croatian, unsure which: the group's sum decides
         confidence = sum(p for c, p in ranked if c in _SH)
     return str(code) if confidence >= MIN_CONFIDENCE else ""
+
+
+def _letters_at_least(text: str, count: int) -> bool:
+    """Whether `text` holds `count` letters: looks only as far as it needs to."""
+    for ch in text:
+        if ch.isalpha():
+            count -= 1
+            if count <= 0:
+                return True
+    return False
 
 
 def _available_identifier() -> LanguageIdentifier | None:

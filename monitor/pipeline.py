@@ -43,9 +43,12 @@ log = logging.getLogger(__name__)
 
 # Below this many documents to parse, worker processes cost more than they save.
 PARALLEL_MIN = 16
-# Sources fetched, read and stored together: memory holds one batch of a cycle (about 26 KB
-# an item while it is compared; 100 feeds of 50 items is some 130 MB).
+# A cycle fetches and parses its sources BATCH_SOURCES at a time, and takes in (dedupes,
+# matches, places in stories, stores in one transaction) what it parsed once it holds
+# BATCH_ITEMS items: memory holds one such batch, not the cycle (an item costs about 26 KB
+# while it is compared), and each take-in's fixed costs are shared by thousands of items.
 BATCH_SOURCES = 100
+BATCH_ITEMS = 5_000
 
 
 @dataclass(frozen=True)
@@ -137,12 +140,14 @@ def poll(
     pool: ParsePool | None = None,
     rng: random.Random | None = None,
     batch: int = BATCH_SOURCES,
+    take_in: int = BATCH_ITEMS,
 ) -> list[SourceReport]:
     """Fetch the given sources (all by default) and run each through the pipeline.
 
-    Sources go through in batches of `batch`, each fetched, read, matched and stored (one
-    transaction) before the next is fetched: memory holds one batch, not the cycle, and
-    what a batch stored stays stored if a later one fails. `memory` carries politeness
+    Sources are fetched and parsed `batch` at a time; once `take_in` items are parsed they
+    are deduped, matched, placed in stories and stored (one transaction) before more is
+    fetched: memory holds one such batch, not the cycle, and what a batch stored stays
+    stored if a later one fails. `memory` carries politeness
     (per-host timing, robots.txt) across batches and cycles; `pool` parses in worker
     processes (one is started for this cycle if needed and none is given); when `stop` is
     set mid-cycle, the batch under way is abandoned and nothing of it is stored."""
@@ -158,14 +163,19 @@ def poll(
         pool = own_pool = ParsePool(workers)
     reports: list[SourceReport] = []
     seconds = {"fetch": 0.0, "parse_match": 0.0, "store": 0.0}
+    waiting: list[_Batch] = []  # fetched and parsed, not yet matched and stored
     try:
         for first in range(0, len(sources), batch):
-            part = sources[first : first + batch]
             try:
-                reports += _poll_batch(settings, store, engine, part, now, started,
-                                       memory, stop, pool, rng, seconds)  # fmt: skip
+                waiting.append(_fetch_and_read(settings, store, sources[first : first + batch],
+                                               memory, stop, pool, seconds))  # fmt: skip
+                last = first + batch >= len(sources)
+                if last or sum(w.items for w in waiting) >= take_in:
+                    reports += _take_in(settings, store, engine, waiting, now, started,
+                                        memory, stop, rng, seconds)  # fmt: skip
+                    waiting = []
             except CycleAbandoned:
-                left = len(sources) - first
+                left = len(sources) - first + sum(len(w.sources) for w in waiting)
                 log.warning("cycle abandoned for shutdown: %d sources left for next time", left)
                 break
     finally:
@@ -176,41 +186,83 @@ def poll(
     return sorted(reports, key=lambda report: place[report.name])  # in the order given
 
 
-def _poll_batch(
+@dataclass
+class _Batch:
+    """Sources fetched and their changed documents parsed, waiting to be taken in (the
+    bodies are dropped once parsed: the items are what is kept)."""
+
+    sources: list[Source]
+    fetched: dict[str, FetchResult | FetchError]
+    outcomes: dict[str, CycleOutcome]  # of sources with nothing to read
+    to_read: list[tuple[FetchResult, Source, FetchState]]
+    reads: list[_Read]
+
+    @property
+    def items(self) -> int:
+        return sum(read[0] for read in self.reads if not isinstance(read, str))
+
+
+def _fetch_and_read(
     settings: Settings,
     store: Store,
-    engine: Engine,
     sources: list[Source],
-    now: datetime | None,
-    started: datetime,
     memory: Politeness,
     stop: threading.Event | None,
     pool: ParsePool | None,
-    rng: random.Random,
     seconds: dict[str, float],
-) -> list[SourceReport]:
-    """One batch of a cycle, fetched to stored; `seconds` adds up the time of each stage."""
+) -> _Batch:
+    """Fetch some sources and parse what changed (in the workers when enough did)."""
     states = store.fetch_states(s.name for s in sources)
     requests = [source_request(s, states.get(s.name, FetchState())) for s in sources]
     t0 = time.monotonic()
     fetched = fetch_all(requests, settings.fetch, memory, stop)
     t1 = time.monotonic()
     _check_stop(stop)
-    changed = sum(1 for r in fetched.values() if isinstance(r, FetchResult) and r.body)
-    if pool is not None and changed >= PARALLEL_MIN:
+    outcomes, to_read = _to_read(sources, fetched, states)
+    if pool is not None and len(to_read) >= PARALLEL_MIN:
         pool.start()  # only when enough documents changed: a cycle of 304s needs no workers
+    reads = _read_all([(r, s) for r, s, _ in to_read], pool)
+    for (result, source, _), read in zip(to_read, reads, strict=True):
+        if isinstance(read, str):
+            outcomes[source.name] = CycleOutcome(source.name, result.status, error=read)
+    to_read = [(replace(r, body=b""), s, state) for r, s, state in to_read]
+    fetched = {k: replace(r, body=b"") if isinstance(r, FetchResult) else r
+               for k, r in fetched.items()}  # fmt: skip
+    seconds["fetch"] += t1 - t0
+    seconds["parse_match"] += time.monotonic() - t1
+    return _Batch(sources, fetched, outcomes, to_read, reads)
+
+
+def _take_in(
+    settings: Settings,
+    store: Store,
+    engine: Engine,
+    batches: list[_Batch],
+    now: datetime | None,
+    started: datetime,
+    memory: Politeness,
+    stop: threading.Event | None,
+    rng: random.Random,
+    seconds: dict[str, float],
+) -> list[SourceReport]:
+    """Dedupe, match and place in stories what some batches read, then store it all in one
+    transaction; each source's report."""
+    t1 = time.monotonic()
+    sources = [s for b in batches for s in b.sources]
+    fetched = {k: r for b in batches for k, r in b.fetched.items()}
+    outcomes = {k: o for b in batches for k, o in b.outcomes.items()}
+    to_read = [job for b in batches for job in b.to_read]
+    reads = [read for b in batches for read in b.reads]
     with rare_full_passes():
-        outcomes = _outcomes(
-            sources, fetched, states, store, engine, pool, settings.fetch, memory, stop,
-            now=started,
-        )  # fmt: skip
+        _dedupe_and_match(to_read, reads, store, engine, outcomes, settings.fetch, memory, stop,
+                          now=started)  # fmt: skip
     _check_stop(stop)
     t2 = time.monotonic()
     moment = now or utcnow()
     failures = store.error_counts(s.name for s in sources)
     saves = []
-    for source, outcome in zip(sources, outcomes, strict=True):
-        result = fetched[source.name]
+    for source in sources:
+        outcome, result = outcomes[source.name], fetched[source.name]
         wait = result.retry_after if isinstance(result, FetchError) else None
         delay = next_delay(source, outcome, failures.get(source.name, 0), settings.fetch, wait, rng)
         saves.append((outcome, moment + timedelta(seconds=delay)))
@@ -219,12 +271,11 @@ def _poll_batch(
     t3 = time.monotonic()
     reports = []
     for (outcome, next_check), source in zip(saves, sources, strict=True):
-        result = fetched[source.name]
-        report = _report(outcome, result.elapsed, next_check)
+        report = _report(outcome, fetched[source.name].elapsed, next_check)
         _log(report)
         reports.append(report)
-    for stage, spent in (("fetch", t1 - t0), ("parse_match", t2 - t1), ("store", t3 - t2)):
-        seconds[stage] += spent
+    seconds["parse_match"] += t2 - t1
+    seconds["store"] += t3 - t2
     return reports
 
 
@@ -285,21 +336,13 @@ def next_delay(
     return max(delay, retry_after or 0.0)
 
 
-def _outcomes(
+def _to_read(
     sources: Sequence[Source],
     fetched: dict[str, FetchResult | FetchError],
     states: dict[str, FetchState],
-    store: Store,
-    engine: Engine,
-    pool: ParsePool | None,
-    limits: FetchSettings | None = None,
-    memory: Politeness | None = None,
-    stop: threading.Event | None = None,
-    *,
-    now: datetime,
-) -> list[CycleOutcome]:
-    """What to store for each source, in the order given (an item two sources share is new
-    for the first and `also_seen` for the second, as if they had been stored one by one)."""
+) -> tuple[dict[str, CycleOutcome], list[tuple[FetchResult, Source, FetchState]]]:
+    """The outcomes of sources with nothing to read (failed, 304, the same bytes), and the
+    documents to read, each with the validators to keep."""
     outcomes: dict[str, CycleOutcome] = {}
     to_read: list[tuple[FetchResult, Source, FetchState]] = []
     for source in sources:
@@ -316,12 +359,7 @@ def _outcomes(
                 outcomes[source.name] = CycleOutcome(source.name, result.status, state=state)
             else:
                 to_read.append((result, source, state))
-    reads = _read_all([(r, s) for r, s, _ in to_read], pool)
-    for (result, source, _), read in zip(to_read, reads, strict=True):
-        if isinstance(read, str):
-            outcomes[source.name] = CycleOutcome(source.name, result.status, error=read)
-    _dedupe_and_match(to_read, reads, store, engine, outcomes, limits, memory, stop, now=now)
-    return [outcomes[s.name] for s in sources]
+    return outcomes, to_read
 
 
 def _read_all(jobs: list[tuple[FetchResult, Source]], pool: ParsePool | None) -> list[_Read]:

@@ -76,7 +76,9 @@ def stored(db: Path) -> dict[str, object]:
             "relations": [r[1:] for r in relations]}  # fmt: skip
 
 
-def run(tmp_path: Path, sources: list[dict], name: str, batch: int, workers: int) -> dict:
+def run(
+    tmp_path: Path, sources: list[dict], name: str, batch: int, workers: int, take_in: int = 10_000
+) -> dict:
     folder = tmp_path / name
     folder.mkdir()
     config = write_config(folder, sources, rules=ROOT / "rules", fetch={"parse_workers": workers})
@@ -85,7 +87,9 @@ def run(tmp_path: Path, sources: list[dict], name: str, batch: int, workers: int
     pool = ParsePool(workers) if workers > 1 else None
     try:
         with Store(settings.database) as store:
-            reports = poll(settings, store, engine, now=NOW, pool=pool, batch=batch)
+            reports = poll(
+                settings, store, engine, now=NOW, pool=pool, batch=batch, take_in=take_in
+            )
     finally:
         if pool is not None:
             pool.close()
@@ -95,8 +99,8 @@ def run(tmp_path: Path, sources: list[dict], name: str, batch: int, workers: int
 
 def test_parsing_in_workers_stores_what_parsing_in_process_stores(tmp_path, feed_server):
     sources = publish(feed_server)
-    plain = run(tmp_path, sources, "in-process", batch=20, workers=1)
-    parallel = run(tmp_path, sources, "workers", batch=20, workers=2)  # 20 use workers
+    plain = run(tmp_path, sources, "in-process", batch=20, workers=1, take_in=30)
+    parallel = run(tmp_path, sources, "workers", batch=20, workers=2, take_in=30)  # 20: workers
     assert plain["items"] and plain["hits"] and len(plain["copies"]) > len(plain["items"])
     for table in plain:
         assert parallel[table] == plain[table], table
@@ -108,7 +112,7 @@ def test_a_cycle_in_batches_stores_what_one_batch_stores(tmp_path, feed_server):
     is placed, so a grouping may differ at the edges, and only there."""
     sources = publish(feed_server)
     whole = run(tmp_path, sources, "whole", batch=10_000, workers=1)
-    batched = run(tmp_path, sources, "batched", batch=5, workers=1)
+    batched = run(tmp_path, sources, "batched", batch=5, workers=1, take_in=30)
     for table in ("items", "copies", "hits", "relations"):
         assert batched[table] == whole[table], table
     label = {item: n for n, group in enumerate(whole["stories"]) for item in group}

@@ -135,7 +135,7 @@ class Detector:
         """Take in the items and outlets stored since the last run, oldest first (at most
         `max_events`), and return the signals they raised (stored too)."""
         raised: list[Signal] = []
-        if not self._anything_new():
+        if not self.pending():
             return raised  # an idle tick: read, and write nothing
         with self.store.transaction():
             items, outlets = self.store.signal_progress()
@@ -152,8 +152,9 @@ class Detector:
             self.store.save_progress(items, outlets)
         return raised
 
-    def _anything_new(self) -> bool:
-        """Whether an item or an outlet was stored since the last run (read only)."""
+    def pending(self) -> bool:
+        """Whether an item or an outlet was stored since the last run (read only): a run
+        takes in at most `max_events`, so a large cycle is taken in over several."""
         items, outlets = self.store.signal_progress()
         return bool(self.store.item_events(items, 1) or self.store.outlet_events(outlets, 1, items))
 

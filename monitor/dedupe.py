@@ -158,6 +158,11 @@ class Identity:
         text = Text.of(item)
         return cls(tuple(exact_keys(item)), text, tuple(near_keys(text)))
 
+    @classmethod
+    def with_bands(cls, item: Item, near: tuple[str, ...]) -> Identity:
+        """`of`, with the band keys already worked out (in a parse worker)."""
+        return cls(tuple(exact_keys(item)), Text.of(item), near)
+
     @property
     def keys(self) -> tuple[str, ...]:
         return self.exact + self.near

@@ -16,7 +16,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
@@ -35,7 +35,8 @@ from monitor.fulltext import add_full_text
 from monitor.match import MAX_CHARS, Engine, clip_item
 from monitor.models import CycleOutcome, FetchResult, FetchState, Hit, Item, Relation, Source
 from monitor.normalise import normalise_all
-from monitor.parse import parse, read_items, warm_up
+from monitor.parse import parse, warm_up
+from monitor.prepare import Prepared, pickled_rules, prepare, unique_with
 from monitor.store import Store
 from monitor.stories import OPEN_WINDOW, Arrival, Assigner, entity_keys
 
@@ -65,14 +66,15 @@ class SourceReport:
 
 
 class ParsePool:
-    """Worker processes that parse and normalise documents, for cycles with many changed
-    feeds: parsing is the costliest stage, and one process would leave the other cores idle.
-    Workers are started by `start` (early, so they boot while the fetch runs) and kept for
-    later cycles until `close`."""
+    """Worker processes that read documents for cycles with many changed feeds: parse,
+    normalise, identify and match each item (`prepare.py`), so that the work per item runs
+    on every core and the main process only looks up and stores. Workers are started by
+    `start` and kept for later cycles until `close`."""
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
         self._executor: ProcessPoolExecutor | None = None
+        self._rules: tuple[Engine, bytes] | None = None  # the rules last sent, pickled
 
     @staticmethod
     def size(setting: int) -> int:
@@ -92,12 +94,19 @@ class ParsePool:
             for _ in range(self.workers):
                 self._executor.submit(warm_up)
 
-    def read_all(self, jobs: Sequence[tuple[FetchResult, Source]]) -> list[_Read]:
+    def read_all(
+        self, jobs: Sequence[tuple[FetchResult, Source]], engine: Engine, max_text: int
+    ) -> Iterator[_Read]:
+        """Each document prepared, and matched with `engine`'s rules, in the workers: under
+        way at once, the results in order as they are taken."""
         self.start()
         assert self._executor is not None
+        if self._rules is None or self._rules[0] is not engine:
+            self._rules = (engine, pickled_rules(engine.ruleset))
         chunk = max(1, len(jobs) // (self.workers * 4))
         results, sources = [r for r, _ in jobs], [s for _, s in jobs]
-        return list(self._executor.map(read_items, results, sources, chunksize=chunk))
+        rules, limit = [self._rules[1]] * len(jobs), [max_text] * len(jobs)
+        return self._executor.map(prepare, results, sources, rules, limit, chunksize=chunk)
 
     def close(self) -> None:
         if self._executor is not None:
@@ -105,7 +114,7 @@ class ParsePool:
             self._executor = None
 
 
-_Read = tuple[int, list[Item]] | str
+_Read = Prepared | str
 ORPHAN_CHECK_SECONDS = 1.0
 
 
@@ -163,17 +172,20 @@ def poll(
         pool = own_pool = ParsePool(workers)
     reports: list[SourceReport] = []
     seconds = {"fetch": 0.0, "parse_match": 0.0, "store": 0.0}
-    waiting: list[_Batch] = []  # fetched and parsed, not yet matched and stored
+    waiting: list[_Batch] = []  # fetched and read, not yet taken in
     try:
-        for first in range(0, len(sources), batch):
+        for first in range(0, len(sources) + batch, batch):
             try:
-                waiting.append(_fetch_and_read(settings, store, sources[first : first + batch],
-                                               memory, stop, pool, seconds))  # fmt: skip
-                last = first + batch >= len(sources)
-                if last or sum(w.items for w in waiting) >= take_in:
+                part = sources[first : first + batch]
+                # the workers read the next batch while this process takes in the last ones
+                fresh = _fetch_and_dispatch(settings, store, engine, part, memory, stop, pool,
+                                            seconds) if part else None  # fmt: skip
+                if waiting and (fresh is None or sum(w.items for w in waiting) >= take_in):
                     reports += _take_in(settings, store, engine, waiting, now, started,
                                         memory, stop, rng, seconds)  # fmt: skip
                     waiting = []
+                if fresh is not None:
+                    waiting.append(fresh.collected(seconds))
             except CycleAbandoned:
                 left = len(sources) - first + sum(len(w.sources) for w in waiting)
                 log.warning("cycle abandoned for shutdown: %d sources left for next time", left)
@@ -188,49 +200,56 @@ def poll(
 
 @dataclass
 class _Batch:
-    """Sources fetched and their changed documents parsed, waiting to be taken in (the
-    bodies are dropped once parsed: the items are what is kept)."""
+    """Sources fetched and their changed documents read (or being read), waiting to be taken
+    in. The bodies are dropped once read: the items are what is kept."""
 
     sources: list[Source]
     fetched: dict[str, FetchResult | FetchError]
     outcomes: dict[str, CycleOutcome]  # of sources with nothing to read
     to_read: list[tuple[FetchResult, Source, FetchState]]
-    reads: list[_Read]
+    reading: Callable[[], list[_Read]]
+    reads: list[_Read] = field(default_factory=list)
 
     @property
     def items(self) -> int:
-        return sum(read[0] for read in self.reads if not isinstance(read, str))
+        return sum(len(read.items) for read in self.reads if not isinstance(read, str))
+
+    def collected(self, seconds: dict[str, float]) -> _Batch:
+        """The batch with its documents read (waiting for the workers if they still are)."""
+        started = time.monotonic()
+        self.reads = self.reading()
+        for (result, source, _), read in zip(self.to_read, self.reads, strict=True):
+            if isinstance(read, str):
+                self.outcomes[source.name] = CycleOutcome(source.name, result.status, error=read)
+        self.to_read = [(replace(r, body=b""), s, state) for r, s, state in self.to_read]
+        self.fetched = {k: replace(r, body=b"") if isinstance(r, FetchResult) else r
+                        for k, r in self.fetched.items()}  # fmt: skip
+        seconds["parse_match"] += time.monotonic() - started
+        return self
 
 
-def _fetch_and_read(
+def _fetch_and_dispatch(
     settings: Settings,
     store: Store,
+    engine: Engine,
     sources: list[Source],
     memory: Politeness,
     stop: threading.Event | None,
     pool: ParsePool | None,
     seconds: dict[str, float],
 ) -> _Batch:
-    """Fetch some sources and parse what changed (in the workers when enough did)."""
+    """Fetch some sources and set what changed to be read: in the workers, at once, when
+    enough did; else here, when the batch is collected."""
     states = store.fetch_states(s.name for s in sources)
     requests = [source_request(s, states.get(s.name, FetchState())) for s in sources]
     t0 = time.monotonic()
     fetched = fetch_all(requests, settings.fetch, memory, stop)
-    t1 = time.monotonic()
+    seconds["fetch"] += time.monotonic() - t0
     _check_stop(stop)
     outcomes, to_read = _to_read(sources, fetched, states)
-    if pool is not None and len(to_read) >= PARALLEL_MIN:
-        pool.start()  # only when enough documents changed: a cycle of 304s needs no workers
-    reads = _read_all([(r, s) for r, s, _ in to_read], pool)
-    for (result, source, _), read in zip(to_read, reads, strict=True):
-        if isinstance(read, str):
-            outcomes[source.name] = CycleOutcome(source.name, result.status, error=read)
-    to_read = [(replace(r, body=b""), s, state) for r, s, state in to_read]
-    fetched = {k: replace(r, body=b"") if isinstance(r, FetchResult) else r
-               for k, r in fetched.items()}  # fmt: skip
-    seconds["fetch"] += t1 - t0
-    seconds["parse_match"] += time.monotonic() - t1
-    return _Batch(sources, fetched, outcomes, to_read, reads)
+    jobs = [(r, s) for r, s, _ in to_read]
+    return _Batch(sources, fetched, outcomes, to_read,
+                  _reading(jobs, pool, engine, settings.fetch.max_text))  # fmt: skip
 
 
 def _take_in(
@@ -362,14 +381,40 @@ def _to_read(
     return outcomes, to_read
 
 
-def _read_all(jobs: list[tuple[FetchResult, Source]], pool: ParsePool | None) -> list[_Read]:
-    if pool is not None and len(jobs) >= PARALLEL_MIN:
+def _reading(
+    jobs: list[tuple[FetchResult, Source]],
+    pool: ParsePool | None,
+    engine: Engine,
+    max_text: int,
+) -> Callable[[], list[_Read]]:
+    """The documents being read: in the workers (and matched there) when there are enough of
+    them, else here when asked (and only the new items are matched, later)."""
+
+    def here() -> list[_Read]:
+        return [prepare(result, source) for result, source in jobs]
+
+    if pool is None or len(jobs) < PARALLEL_MIN:
+        return here
+    pool.start()  # only when enough documents changed: a cycle of 304s needs no workers
+    try:
+        underway = pool.read_all(jobs, engine, max_text)
+    except BrokenProcessPool:
+        return _broken(pool, here)
+
+    def from_workers() -> list[_Read]:
         try:
-            return pool.read_all(jobs)
-        except BrokenProcessPool:  # a worker died (out of memory?): read them here instead
-            log.exception("parse workers failed; parsing in the main process this time")
-            pool.close()
-    return [read_items(result, source) for result, source in jobs]
+            return list(underway)
+        except BrokenProcessPool:
+            return _broken(pool, here)()
+
+    return from_workers
+
+
+def _broken(pool: ParsePool, here: Callable[[], list[_Read]]) -> Callable[[], list[_Read]]:
+    """A worker died (out of memory?): these documents are read here instead."""
+    log.exception("parse workers failed; parsing in the main process this time")
+    pool.close()
+    return here
 
 
 def _dedupe_and_match(
@@ -389,18 +434,18 @@ def _dedupe_and_match(
     `limits`, a `fulltext` source's new items get their article text before they are
     matched."""
     documents = [
-        (result, source, state, read[0], _unique_with(read[1]))
+        (result, source, state, read.parsed, read.with_identities(), read)
         for (result, source, state), read in zip(to_read, reads, strict=True)
         if not isinstance(read, str)
     ]
-    every = [pair for *_, pairs in documents for pair in pairs]
+    every = [pair for *_, pairs, _ in documents for pair in pairs]
     pruned = store.pruned_ids(i.id for i, _ in every)
     live = [(item, identity) for item, identity in every if item.id not in pruned]
     found_known = store.identify([i for i, _ in live], [identity for _, identity in live])
     known = found_known.copies
     cycle = Index()
     arrivals: list[tuple[str, Arrival]] = []  # (source, new item) in the order met
-    for result, source, state, parsed, pairs in documents:
+    for result, source, state, parsed, pairs, read in documents:
         _check_stop(stop)
         new_items, also_seen, keys = [], [], []
         identities: dict[str, Identity] = {}
@@ -421,7 +466,10 @@ def _dedupe_and_match(
             new_items = add_full_text(source, new_items, limits, memory, stop)
         max_text = limits.max_text if limits is not None else MAX_CHARS
         new_items = [clip_item(item, max_text) for item in new_items]  # what is stored
-        hits, relations = _match_all(engine, new_items, max_text, stop)
+        if read.matched is not None:  # matched in a worker, on the same cut
+            hits, relations = _matched(read, new_items)
+        else:
+            hits, relations = _match_all(engine, new_items, max_text, stop)
         found = _arrivals(new_items, identities, hits)
         arrivals += [(source.name, arrival) for arrival in found]
         keys += [(k, a.identity.text.id) for a in found for k in sorted(a.entities)]
@@ -437,6 +485,20 @@ def _dedupe_and_match(
             relations=relations,
         )
     _place_in_stories(arrivals, store, outcomes, now, found_known)
+
+
+def _matched(
+    read: Prepared, items: Sequence[Item]
+) -> tuple[list[tuple[str, Hit]], list[tuple[str, Relation]]]:
+    """The hits and relations a worker found for these of a document's items."""
+    assert read.matched is not None
+    by_id = {item.id: found for item, found in zip(read.items, read.matched, strict=True)}
+    hits, relations = [], []
+    for item in items:
+        found, said = by_id[item.id]
+        hits.extend((item.id, hit) for hit in found)
+        relations.extend((item.id, relation) for relation in said)
+    return hits, relations
 
 
 def _arrivals(
@@ -529,20 +591,7 @@ def preview(settings: Settings, source: Source, articles: int = 3) -> Preview:
 
 
 def _unique(items: list[Item]) -> list[Item]:
-    return [item for item, _ in _unique_with(items)]
-
-
-def _unique_with(items: list[Item]) -> list[tuple[Item, Identity]]:
-    """Drop items repeated within one document (the same item as `dedupe` defines it); each
-    kept item with its identity."""
-    index = Index()
-    unique = []
-    for item in items:
-        identity = Identity.of(item)
-        if index.find(identity) is None:
-            index.add(identity)
-            unique.append((item, identity))
-    return unique
+    return [item for item, _ in unique_with(items)]
 
 
 def _report(

@@ -36,7 +36,7 @@ from monitor.match import MAX_CHARS, Engine, clip_item
 from monitor.models import CycleOutcome, FetchResult, FetchState, Hit, Item, Relation, Source
 from monitor.normalise import normalise_all
 from monitor.parse import parse, warm_up
-from monitor.prepare import Prepared, pickled_rules, prepare, unique_with
+from monitor.prepare import Prepared, actors_of, pickled_rules, prepare, unique_with
 from monitor.store import Store
 from monitor.stories import OPEN_WINDOW, Arrival, Assigner, entity_keys
 
@@ -470,7 +470,7 @@ def _dedupe_and_match(
             hits, relations = _matched(read, new_items)
         else:
             hits, relations = _match_all(engine, new_items, max_text, stop)
-        found = _arrivals(new_items, identities, hits)
+        found = _arrivals(new_items, identities, hits, read)
         arrivals += [(source.name, arrival) for arrival in found]
         keys += [(k, a.identity.text.id) for a in found for k in sorted(a.entities)]
         outcomes[source.name] = CycleOutcome(
@@ -502,17 +502,26 @@ def _matched(
 
 
 def _arrivals(
-    items: Sequence[Item], identities: dict[str, Identity], hits: Sequence[tuple[str, Hit]]
+    items: Sequence[Item],
+    identities: dict[str, Identity],
+    hits: Sequence[tuple[str, Hit]],
+    read: Prepared,
 ) -> list[Arrival]:
     """New items as story assignment sees them; the actors the rules found are evidence
-    of the same event."""
-    actors: dict[str, set[str]] = {}
+    of the same event. What each names comes from the worker that matched it, if one did."""
+    found_by: dict[str, list[Hit]] = {}
     for item_id, hit in hits:
-        actors.setdefault(item_id, set()).update(hit.actors)
+        found_by.setdefault(item_id, []).append(hit)
+    named_by: dict[str, frozenset[str]] = {}
+    if read.named is not None:
+        named_by = {item.id: keys for item, keys in zip(read.items, read.named, strict=True)}
     found = []
     for item in items:
-        named = frozenset(actors.get(item.id, ()))
-        found.append(Arrival(identities[item.id], named, entity_keys(item, named)))
+        actors = actors_of(found_by.get(item.id, []))
+        named = named_by.get(item.id)
+        if named is None:
+            named = entity_keys(item, actors)
+        found.append(Arrival(identities[item.id], actors, named))
     return found
 
 

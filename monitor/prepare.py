@@ -16,6 +16,7 @@ from monitor.match import Engine, clip_item
 from monitor.models import FetchResult, Hit, Item, Relation, Source
 from monitor.parse import read_items
 from monitor.rules import RuleSet
+from monitor.stories import entity_keys
 
 Matched = tuple[list[Hit], list[Relation]]
 
@@ -29,6 +30,7 @@ class Prepared:
     items: list[Item]
     near: list[tuple[str, ...]]
     matched: list[Matched] | None = None
+    named: list[frozenset[str]] | None = None  # when matched: what each names (entity keys)
 
     def with_identities(self) -> list[tuple[Item, Identity]]:
         """Each item with its identity (the band keys as worked out here)."""
@@ -51,8 +53,18 @@ def prepare(
     if rules is None or source.fulltext:
         return Prepared(parsed, items, near)
     engine = _engine(rules)
-    matched = [engine.match_with_relations(clip_item(i, max_text), max_text) for i in items]
-    return Prepared(parsed, items, near, matched)
+    matched, named = [], []
+    for item in items:
+        cut = clip_item(item, max_text)  # what is stored, matched and placed
+        hits, relations = engine.match_with_relations(cut, max_text)
+        matched.append((hits, relations))
+        named.append(entity_keys(cut, actors_of(hits)))
+    return Prepared(parsed, items, near, matched, named)
+
+
+def actors_of(hits: list[Hit]) -> frozenset[str]:
+    """The actors the rules found in an item: evidence of the event for its story."""
+    return frozenset(actor for hit in hits for actor in hit.actors)
 
 
 def unique_with(items: list[Item]) -> list[tuple[Item, Identity]]:

@@ -345,12 +345,14 @@ class Daemon:
     def run_forever(self) -> None:
         """Start, block until SIGINT/SIGTERM, then stop cleanly. SIGHUP reloads the config
         and rules. Refuses to start while another service holds this database."""
+        # the handlers first: the start is recorded (and seen by `status`) before the first
+        # tick, and a signal sent as soon as it shows must not meet the default action
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: self.stopping.set())
+        signal.signal(signal.SIGHUP, lambda *_: self.reload_requested.set())
         lock = InstanceLock(self.settings.database)
         self._check_storage(lock)
         try:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(sig, lambda *_: self.stopping.set())
-            signal.signal(signal.SIGHUP, lambda *_: self.reload_requested.set())
             self.start()
             try:
                 while not self.stopping.wait(0.5):

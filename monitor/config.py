@@ -49,7 +49,7 @@ class FetchSettings:
     backoff_max: int = 6 * 3600  # longest wait between retries of a failing source
     flag_after: int = 86400  # a source failing this long is flagged
     robots: bool = True  # honour robots.txt for page sources
-    parse_workers: int = 0  # processes that parse big cycles; 0 = one per CPU, 1 = none
+    parse_workers: int = 0  # processes reading big cycles (parse, match); 0: one per CPU, 1: none
     # Non-public networks that may be fetched all the same ("10.1.2.0/24", "127.0.0.1:8080");
     # everything else that is not a public address is refused (netpolicy.py).
     allow_private: tuple[str, ...] = ()

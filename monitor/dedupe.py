@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 from rapidfuzz import fuzz
 
 from monitor.clock import from_iso
+from monitor.memo import Recent, digest
 from monitor.models import Item
 from monitor.normalise import canonical_url, fold
 
@@ -119,13 +120,27 @@ class Text:
 
 
 def near_keys(text: Text) -> list[str]:
-    """LSH band keys of the title words and of the body's word pairs, for texts long enough."""
-    keys = []
-    if len(text.title) >= MIN_TITLE_WORDS:
-        keys += _bands("t", set(text.title))
-    if len(text.body) >= MIN_BODY_WORDS:
-        keys += _bands("b", text.pairs)
-    return keys
+    """LSH band keys of the title words and of the body's word pairs, for texts long enough.
+    (The latest are remembered, as 8-byte digests: a changed feed brings back its items.)"""
+    key = digest(text.raw_title, text.raw_body)
+    bands = _recent_bands.get(key)
+    if bands is None:
+        bands = _recent_bands.put(key, _band_digests(text))
+    title, body = bands
+    return _keys("t", title) + _keys("b", body)
+
+
+_recent_bands: Recent[tuple[bytes, bytes]] = Recent(50_000)  # some 15 MB at most
+
+
+def _band_digests(text: Text) -> tuple[bytes, bytes]:
+    title = _bands(set(text.title)) if len(text.title) >= MIN_TITLE_WORDS else b""
+    body = _bands(text.pairs) if len(text.body) >= MIN_BODY_WORDS else b""
+    return title, body
+
+
+def _keys(prefix: str, digests: bytes) -> list[str]:
+    return [f"{prefix}{n}:{digests[n * 8 : n * 8 + 8].hex()}" for n in range(len(digests) // 8)]
 
 
 def near_duplicate(a: Text, b: Text) -> bool:
@@ -262,17 +277,15 @@ def _minhash() -> Callable[[], Any]:
     )
 
 
-def _bands(prefix: str, tokens: Iterable[str]) -> list[str]:
+def _bands(tokens: Iterable[str]) -> bytes:
+    """The BANDS band digests (8 bytes each) of a MinHash sketch of these tokens."""
     sketch = _minhash()()
     sketch.update_batch([t.encode() for t in tokens])
     values = sketch.hashvalues
-    return [
-        f"{prefix}{band}:"
-        + hashlib.blake2b(
-            values[band * ROWS : (band + 1) * ROWS].tobytes(), digest_size=8
-        ).hexdigest()
+    return b"".join(
+        hashlib.blake2b(values[band * ROWS : (band + 1) * ROWS].tobytes(), digest_size=8).digest()
         for band in range(BANDS)
-    ]
+    )
 
 
 def _numbers(words: tuple[str, ...]) -> frozenset[str]:

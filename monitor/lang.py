@@ -18,6 +18,8 @@ import time
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from monitor.memo import Recent, digest
+
 if TYPE_CHECKING:
     from py3langid.langid import LanguageIdentifier
 
@@ -34,6 +36,8 @@ MIN_LETTERS = 12  # below this a guess is noise ("Kosovo", "NATO summit")
 MIN_CONFIDENCE = 0.5  # normalised probability over LANGUAGES
 SAMPLE_CHARS = 400  # of the text after the title: enough to decide, cheap to score
 
+RECENT = 50_000  # languages of the latest samples kept (some 8 MB)
+_recent: Recent[str] = Recent(RECENT)
 _lock = threading.Lock()
 log = logging.getLogger(__name__)
 RETRY_LOAD_SECONDS = 300.0  # after the model failed to load (a full temp folder, say)
@@ -57,14 +61,18 @@ def detect(title: str, text: str = "") -> str:
     sample = f"{title}. {text[:SAMPLE_CHARS]}" if text else title
     if not _letters_at_least(sample, MIN_LETTERS):
         return ""
+    key = digest(sample)
+    known = _recent.get(key)  # an item read again, as a changed feed is
+    if known is not None:
+        return known
     identifier = _available_identifier()
     if identifier is None:
-        return ""
+        return ""  # not remembered: the model may load next time
     ranked = identifier.rank(sample)
     code, confidence = ranked[0]
     if code in _SH:  # sure it is Serbo-Croatian, unsure which: the group's sum decides
         confidence = sum(p for c, p in ranked if c in _SH)
-    return str(code) if confidence >= MIN_CONFIDENCE else ""
+    return _recent.put(key, str(code) if confidence >= MIN_CONFIDENCE else "")
 
 
 def _letters_at_least(text: str, count: int) -> bool:

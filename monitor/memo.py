@@ -8,6 +8,7 @@ every text read), skips that work for a few megabytes."""
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -23,15 +24,17 @@ class Recent(Generic[T]):
     """The newest `size` answers; the oldest is dropped first."""
 
     def __init__(self, size: int) -> None:
-        self.size = size
-        self._answers: dict[bytes, T] = {}
+        self.size = max(1, size)
+        # ordered: dropping the oldest is O(1) (a plain dict's first key is found by
+        # scanning past the holes its deletions left)
+        self._answers: OrderedDict[bytes, T] = OrderedDict()
 
     def get(self, key: bytes) -> T | None:
         return self._answers.get(key)
 
     def put(self, key: bytes, answer: T) -> T:
         if key not in self._answers and len(self._answers) >= self.size:
-            del self._answers[next(iter(self._answers))]
+            self._answers.popitem(last=False)
         self._answers[key] = answer
         return answer
 

@@ -130,7 +130,7 @@ def near_keys(text: Text) -> list[str]:
     return _keys("t", title) + _keys("b", body)
 
 
-_recent_bands: Recent[tuple[bytes, bytes]] = Recent(50_000)  # some 15 MB at most
+_recent_bands: Recent[tuple[bytes, bytes]] = Recent(50_000)  # some 22 MB full
 
 
 def _band_digests(text: Text) -> tuple[bytes, bytes]:

@@ -283,12 +283,18 @@ def report(args: argparse.Namespace, parallel: dict, single: dict, naive: dict) 
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="100 feeds: a smoke run")
+def farm_arguments(description: str, quick: str) -> argparse.ArgumentParser:
+    """A parser with the farm's options (`--quick` is `quick`), for the benchmarks using it."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help=quick)
     parser.add_argument("--feeds", type=int, default=1000)
     parser.add_argument("--items", type=int, default=50)
     parser.add_argument("--hosts", type=int, default=100, help="ports the farm listens on")
+    return parser
+
+
+def main() -> None:
+    parser = farm_arguments(__doc__.split("\n")[0], "100 feeds: a smoke run")
     parser.add_argument("--host-delay", type=float, default=0.0)
     # internal: the farm and the contenders run as separate processes of this script
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)

@@ -488,11 +488,7 @@ def print_tick(tick: dict) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="100 feeds on 20 ports")
-    parser.add_argument("--feeds", type=int, default=1000)
-    parser.add_argument("--items", type=int, default=50)
-    parser.add_argument("--hosts", type=int, default=100, help="ports the farm listens on")
+    parser = bench_cycle.farm_arguments(__doc__.split("\n")[0], "100 feeds on 20 ports")
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds (medians)")
     parser.add_argument("--workers", type=int, default=0, help="news-monitor parse_workers")
     parser.add_argument("--ref-workers", type=int, default=2, help="reference parse workers")

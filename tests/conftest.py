@@ -13,14 +13,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
+from xml.sax.saxutils import escape
 
 import pytest
 from aiosmtpd.controller import Controller
 from hypothesis import settings as hypothesis_settings
 
+from monitor.clock import from_iso
 from monitor.config import FetchSettings
 
 # Property tests draw the same examples on every run, so a suite that passed once passes
@@ -288,4 +291,21 @@ def make_rss(name: str, numbers: range | list[int], base: str = "https://news.ex
         f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
         f"<title>{name}</title><link>{base}/</link><description>test</description>"
         f"{items}</channel></rss>"
+    ).encode()
+
+
+def report_feed(name: str, entries: list[dict]) -> bytes:
+    """An RSS 2.0 feed of labelled reports (records with title, url, summary, published)."""
+    items = "".join(
+        f"<item><title>{escape(e['title'])}</title><link>{escape(e['url'])}</link>"
+        f"<description>{escape(e.get('summary', ''))}</description>"
+        + (f"<pubDate>{format_datetime(from_iso(e['published']))}</pubDate>"
+           if e.get("published") else "")
+        + "</item>"
+        for e in entries
+    )  # fmt: skip
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+        f"<title>{escape(name)}</title><link>https://example.org/</link>"
+        f"<description>t</description>{items}</channel></rss>"
     ).encode()

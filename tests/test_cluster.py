@@ -10,12 +10,10 @@ import sqlite3
 import subprocess
 import sys
 from datetime import timedelta
-from email.utils import format_datetime
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 import pytest
-from conftest import FeedServer, Response, write_config
+from conftest import FeedServer, Response, report_feed, write_config
 
 from monitor.clock import from_iso
 from monitor.cluster import score
@@ -84,22 +82,6 @@ def test_a_line_that_is_not_json_names_file_and_line(tmp_path: Path) -> None:
     assert "items.jsonl:2: not valid JSON" in run.stderr
 
 
-def _feed(name: str, entries: list[dict]) -> bytes:
-    items = "".join(
-        f"<item><title>{escape(e['title'])}</title><link>{escape(e['url'])}</link>"
-        f"<description>{escape(e.get('summary', ''))}</description>"
-        + (f"<pubDate>{format_datetime(from_iso(e['published']))}</pubDate>"
-           if e.get("published") else "")
-        + "</item>"
-        for e in entries
-    )  # fmt: skip
-    return (
-        f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
-        f"<title>{escape(name)}</title><link>https://example.org/</link>"
-        f"<description>t</description>{items}</channel></rss>"
-    ).encode()
-
-
 def test_the_daemon_groups_the_reports_as_cluster_does(
     tmp_path: Path, feed_server: FeedServer
 ) -> None:
@@ -119,7 +101,7 @@ def test_the_daemon_groups_the_reports_as_cluster_does(
         for record in chosen:
             published[record["source"]].insert(0, record)
             feed_server.routes[f"/{slug[record['source']]}"] = Response(
-                200, _feed(record["source"], published[record["source"]])
+                200, report_feed(record["source"], published[record["source"]])
             )
             when = from_iso(record["published"]) if record["published"] else when
             poll(settings, store, engine, now=when + timedelta(seconds=1))

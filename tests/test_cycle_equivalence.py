@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from email.utils import format_datetime
 from pathlib import Path
-from xml.sax.saxutils import escape
 
-from conftest import FeedServer, Response, write_config
+from conftest import FeedServer, Response, report_feed, write_config
 
 from monitor.clock import from_iso
 from monitor.cluster import score
@@ -25,22 +23,6 @@ ROOT = Path(__file__).parents[1]
 REPORTS = ROOT / "tests" / "data" / "stories" / "tuning.jsonl"
 FEEDS = 24
 NOW = from_iso("2026-03-01T12:00:00Z")
-
-
-def _feed(name: str, entries: list[dict]) -> bytes:
-    items = "".join(
-        f"<item><title>{escape(e['title'])}</title><link>{escape(e['url'])}</link>"
-        f"<description>{escape(e.get('summary', ''))}</description>"
-        + (f"<pubDate>{format_datetime(from_iso(e['published']))}</pubDate>"
-           if e.get("published") else "")
-        + "</item>"
-        for e in entries
-    )  # fmt: skip
-    return (
-        f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
-        f"<title>{escape(name)}</title><link>https://example.org/</link>"
-        f"<description>t</description>{items}</channel></rss>"
-    ).encode()
 
 
 def publish(server: FeedServer) -> list[dict]:
@@ -57,7 +39,7 @@ def publish(server: FeedServer) -> list[dict]:
             feeds[(n + 1) % FEEDS].append(copy)
     sources = []
     for number, entries in enumerate(feeds):
-        server.routes[f"/feed{number}.xml"] = Response(200, _feed(f"feed {number}", entries))
+        server.routes[f"/feed{number}.xml"] = Response(200, report_feed(f"feed {number}", entries))
         sources.append({"name": f"feed {number}", "url": server.url(f"/feed{number}.xml")})
     return sources
 

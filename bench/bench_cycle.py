@@ -178,8 +178,9 @@ def run_monitor(ports: list[int], feeds: int, workers: int, host_delay: float) -
     from monitor.config import FetchSettings, Settings
     from monitor.match import RuleWatcher
     from monitor.models import Source
-    from monitor.pipeline import ParsePool, poll
+    from monitor.pipeline import poll
     from monitor.store import Store
+    from monitor.workers import ParsePool
 
     folder = Path(tempfile.mkdtemp(prefix="bench-cycle-"))
     settings = Settings(

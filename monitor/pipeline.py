@@ -12,16 +12,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from multiprocessing import get_context
 from urllib.parse import urlsplit
 
 from monitor.articlelinks import explain
@@ -35,15 +31,14 @@ from monitor.fulltext import add_full_text
 from monitor.match import MAX_CHARS, Engine, clip_item
 from monitor.models import CycleOutcome, FetchResult, FetchState, Hit, Item, Relation, Source
 from monitor.normalise import normalise_all
-from monitor.parse import parse, warm_up
-from monitor.prepare import Prepared, actors_of, pickled_rules, prepare, unique_with
+from monitor.parse import parse
+from monitor.prepare import Prepared, actors_of, unique_with
 from monitor.store import Store
 from monitor.stories import OPEN_WINDOW, Arrival, Assigner, entity_keys
+from monitor.workers import PARALLEL_MIN, ParsePool, Read, reading
 
 log = logging.getLogger(__name__)
 
-# Below this many documents to parse, worker processes cost more than they save.
-PARALLEL_MIN = 16
 # A cycle fetches and parses its sources BATCH_SOURCES at a time, and takes in (dedupes,
 # matches, places in stories, stores in one transaction) what it parsed once it holds
 # BATCH_ITEMS items: memory holds one such batch, not the cycle (an item costs about 26 KB
@@ -63,72 +58,6 @@ class SourceReport:
     error: str | None
     seconds: float
     next_check: datetime | None = None
-
-
-class ParsePool:
-    """Worker processes that read documents for cycles with many changed feeds: parse,
-    normalise, identify and match each item (`prepare.py`), so that the work per item runs
-    on every core and the main process only looks up and stores. Workers are started by
-    `start` and kept for later cycles until `close`."""
-
-    def __init__(self, workers: int) -> None:
-        self.workers = workers
-        self._executor: ProcessPoolExecutor | None = None
-        self._rules: tuple[Engine, bytes] | None = None  # the rules last sent, pickled
-
-    @staticmethod
-    def size(setting: int) -> int:
-        """Workers for a `parse_workers` setting: 0 means one per CPU."""
-        return setting if setting > 0 else (os.cpu_count() or 1)
-
-    def start(self) -> None:
-        if self._executor is None:
-            # spawn, not fork: the daemon has threads, and a forked copy of a lock held by
-            # another thread would never be released in the child.
-            self._executor = ProcessPoolExecutor(
-                self.workers,
-                mp_context=get_context("spawn"),
-                initializer=exit_with_parent,
-                initargs=(os.getpid(),),
-            )
-            for _ in range(self.workers):
-                self._executor.submit(warm_up)
-
-    def read_all(
-        self, jobs: Sequence[tuple[FetchResult, Source]], engine: Engine, max_text: int
-    ) -> Iterator[_Read]:
-        """Each document prepared, and matched with `engine`'s rules, in the workers: under
-        way at once, the results in order as they are taken."""
-        self.start()
-        assert self._executor is not None
-        if self._rules is None or self._rules[0] is not engine:
-            self._rules = (engine, pickled_rules(engine.ruleset))
-        chunk = max(1, len(jobs) // (self.workers * 4))
-        results, sources = [r for r, _ in jobs], [s for _, s in jobs]
-        rules, limit = [self._rules[1]] * len(jobs), [max_text] * len(jobs)
-        return self._executor.map(prepare, results, sources, rules, limit, chunksize=chunk)
-
-    def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
-
-
-_Read = Prepared | str
-ORPHAN_CHECK_SECONDS = 1.0
-
-
-def exit_with_parent(parent: int) -> None:
-    """Run first in each parse worker: exit as soon as the service that started it is gone.
-    A SIGKILLed service runs no clean-up, and a worker blocked on its queue would wait (and
-    keep the resource tracker alive) for good; a watch on the parent's pid ends both."""
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(ORPHAN_CHECK_SECONDS)
-        os._exit(0)
-
-    threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
 
 
 def source_request(source: Source, state: FetchState | None = None) -> Request:
@@ -207,8 +136,8 @@ class _Batch:
     fetched: dict[str, FetchResult | FetchError]
     outcomes: dict[str, CycleOutcome]  # of sources with nothing to read
     to_read: list[tuple[FetchResult, Source, FetchState]]
-    reading: Callable[[], list[_Read]]
-    reads: list[_Read] = field(default_factory=list)
+    reading: Callable[[], list[Read]]
+    reads: list[Read] = field(default_factory=list)
 
     @property
     def items(self) -> int:
@@ -249,7 +178,7 @@ def _fetch_and_dispatch(
     outcomes, to_read = _to_read(sources, fetched, states)
     jobs = [(r, s) for r, s, _ in to_read]
     return _Batch(sources, fetched, outcomes, to_read,
-                  _reading(jobs, pool, engine, settings.fetch.max_text))  # fmt: skip
+                  reading(jobs, pool, engine, settings.fetch.max_text))  # fmt: skip
 
 
 def _take_in(
@@ -381,45 +310,9 @@ def _to_read(
     return outcomes, to_read
 
 
-def _reading(
-    jobs: list[tuple[FetchResult, Source]],
-    pool: ParsePool | None,
-    engine: Engine,
-    max_text: int,
-) -> Callable[[], list[_Read]]:
-    """The documents being read: in the workers (and matched there) when there are enough of
-    them, else here when asked (and only the new items are matched, later)."""
-
-    def here() -> list[_Read]:
-        return [prepare(result, source) for result, source in jobs]
-
-    if pool is None or len(jobs) < PARALLEL_MIN:
-        return here
-    pool.start()  # only when enough documents changed: a cycle of 304s needs no workers
-    try:
-        underway = pool.read_all(jobs, engine, max_text)
-    except BrokenProcessPool:
-        return _broken(pool, here)
-
-    def from_workers() -> list[_Read]:
-        try:
-            return list(underway)
-        except BrokenProcessPool:
-            return _broken(pool, here)()
-
-    return from_workers
-
-
-def _broken(pool: ParsePool, here: Callable[[], list[_Read]]) -> Callable[[], list[_Read]]:
-    """A worker died (out of memory?): these documents are read here instead."""
-    log.exception("parse workers failed; parsing in the main process this time")
-    pool.close()
-    return here
-
-
 def _dedupe_and_match(
     to_read: list[tuple[FetchResult, Source, FetchState]],
-    reads: list[_Read],
+    reads: list[Read],
     store: Store,
     engine: Engine,
     outcomes: dict[str, CycleOutcome],

@@ -39,9 +39,10 @@ from monitor.health import (
 )
 from monitor.match import RuleWatcher
 from monitor.notify import queue_pushes
-from monitor.pipeline import ParsePool, poll, sync_config
+from monitor.pipeline import poll, sync_config
 from monitor.signals import run_signals
 from monitor.store import InstanceLock, StoreLocked, open_store
+from monitor.workers import ParsePool
 
 log = logging.getLogger(__name__)
 DEFAULT_TICK_SECONDS = 30

@@ -15,9 +15,10 @@ from monitor.clock import from_iso
 from monitor.cluster import score
 from monitor.config import load_settings
 from monitor.match import Engine
-from monitor.pipeline import ParsePool, poll
+from monitor.pipeline import poll
 from monitor.rules import load_rules
 from monitor.store import Store
+from monitor.workers import ParsePool
 
 ROOT = Path(__file__).parents[1]
 REPORTS = ROOT / "tests" / "data" / "stories" / "tuning.jsonl"

@@ -14,8 +14,9 @@ from monitor.fastparse import fast_parse
 from monitor.match import RuleWatcher
 from monitor.normalise import normalise_all
 from monitor.parse import _from_feedparser
-from monitor.pipeline import PARALLEL_MIN, ParsePool, poll
+from monitor.pipeline import poll
 from monitor.store import Store
+from monitor.workers import PARALLEL_MIN, ParsePool
 
 BASE = "https://news.example/feed"
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import soupsieve
@@ -27,6 +27,7 @@ from monitor.errors import ConfigError
 from monitor.lang import known
 from monitor.models import AUTO, PRIORITIES, PageSelectors, Source
 from monitor.netpolicy import parse_allowed
+from monitor.store.postgres import is_postgres
 
 DEFAULT_CONFIG = "monitor.toml"
 _DURATION_RE = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
@@ -240,7 +241,7 @@ class NotifySettings:
 @dataclass(frozen=True)
 class Settings:
     path: Path
-    database: Path
+    database: Path | str  # a SQLite file, or a postgresql:// URL
     rules: Path
     outbox: Path
     busy_timeout: float = 30.0  # seconds a database write waits for another process's write
@@ -415,6 +416,22 @@ class _Reader:
         path = Path(raw).expanduser()
         return path if path.is_absolute() else self.base / path
 
+    def database_setting(self, main: dict) -> Path | str:
+        """A SQLite file (relative to the config's folder), or a PostgreSQL server's URL
+        (`postgresql://user@host/db`). A password never goes in the file: libpq reads it
+        from PGPASSWORD or ~/.pgpass, or the whole URL may come from MONITOR_DATABASE."""
+        from_env = os.environ.get("MONITOR_DATABASE")
+        raw = from_env or self.get(main, "database", "monitor", str, "data/monitor.db")
+        if not is_postgres(raw):
+            return self.path_setting(main, "database", "MONITOR_DATABASE", "data/monitor.db")
+        if not from_env and urlsplit(raw).password is not None:
+            raise self.fail(
+                "monitor.database",
+                "a password does not belong in the config file; set PGPASSWORD (or use "
+                "~/.pgpass) and leave it out of the URL",
+            )
+        return raw
+
     def settings(self, data: dict) -> Settings:
         self.check_keys(
             data,
@@ -432,7 +449,7 @@ class _Reader:
         smtp = self.smtp_environment(smtp)
         settings = Settings(
             path=self.path,
-            database=self.path_setting(main, "database", "MONITOR_DATABASE", "data/monitor.db"),
+            database=self.database_setting(main),
             rules=self.path_setting(main, "rules", "MONITOR_RULES", "rules"),
             outbox=self.path_setting(main, "outbox", "MONITOR_OUTBOX", "data/outbox"),
             busy_timeout=self.duration(main, "busy_timeout", "monitor", 30),

@@ -206,7 +206,7 @@ def _attempt(
 ) -> str:
     """One delivery attempt of a leased message, its outcome written down and returned."""
     name, number = message.name, message.id
-    key = (str(store.path), number)
+    key = (store.where, number)
     try:
         if key in _ACCEPTED:  # the server has it; only the record of that was missing
             where = _ACCEPTED[key]

@@ -41,7 +41,7 @@ from monitor.match import RuleWatcher
 from monitor.notify import queue_pushes
 from monitor.pipeline import poll, sync_config
 from monitor.signals import run_signals
-from monitor.store import InstanceLock, StoreLocked, open_store
+from monitor.store import InstanceLock, ServerLock, StoreLocked, instance_lock, open_store
 from monitor.workers import ParsePool
 
 log = logging.getLogger(__name__)
@@ -274,7 +274,7 @@ class Daemon:
                 replace_existing=True,
             )
 
-    def _check_storage(self, lock: InstanceLock) -> None:
+    def _check_storage(self, lock: InstanceLock | ServerLock) -> None:
         """Take the instance lock and prove the database and outbox writable before the
         first tick, so a wrong path stops the service with one clear line."""
         try:
@@ -351,7 +351,7 @@ class Daemon:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: self.stopping.set())
         signal.signal(signal.SIGHUP, lambda *_: self.reload_requested.set())
-        lock = InstanceLock(self.settings.database)
+        lock = instance_lock(self.settings.database, self.settings.busy_timeout)
         self._check_storage(lock)
         try:
             self.start()

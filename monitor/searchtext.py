@@ -31,6 +31,8 @@ class SearchQuery:
     languages: tuple[str, ...]
     words: tuple[str, ...]
     prefixes: tuple[str, ...]
+    # each phrase as (field or "", its folded words, whether the last is a prefix)
+    phrases: tuple[tuple[str, tuple[str, ...], bool], ...] = ()
 
 
 def parse_search(query: str) -> SearchQuery | None:
@@ -40,6 +42,7 @@ def parse_search(query: str) -> SearchQuery | None:
     languages: list[str] = []
     words: list[str] = []
     prefixes: list[str] = []
+    phrases: list[tuple[str, tuple[str, ...], bool]] = []
     for m in _TOKEN_RE.finditer(query):
         field, term = (m.group("field") or "").lower(), m.group("term")
         if field == "lang":
@@ -54,12 +57,31 @@ def parse_search(query: str) -> SearchQuery | None:
             continue
         phrase = '"' + " ".join(tokens) + '"' + (" *" if prefix else "")
         parts.append(f"{field} : {phrase}" if field else phrase)
+        phrases.append((field, tuple(tokens), prefix))
         words.extend(tokens[:-1] if prefix else tokens)
         if prefix:
             prefixes.append(tokens[-1])
     if not parts:
         return None
-    return SearchQuery(" AND ".join(parts), tuple(languages), tuple(words), tuple(prefixes))
+    return SearchQuery(" AND ".join(parts), tuple(languages), tuple(words), tuple(prefixes),
+                       tuple(phrases))  # fmt: skip
+
+
+_WEIGHTS = {"title": "A", "summary": "B", "content": "C", "": ""}
+
+
+def as_tsquery(query: SearchQuery) -> str:
+    """The query in PostgreSQL's tsquery syntax, for the PostgreSQL store: each phrase's
+    words in a row (`<->`), a field as the weight its column has, every phrase required.
+    The words are folded word characters only, so none can be read as an operator."""
+    phrases = []
+    for field, tokens, prefix in query.phrases:
+        weight = _WEIGHTS[field]
+        lexemes = [f"'{t}'" + (f":{weight}" if weight else "") for t in tokens]
+        if prefix:
+            lexemes[-1] = f"'{tokens[-1]}':*{weight}"
+        phrases.append("(" + " <-> ".join(lexemes) + ")")
+    return " & ".join(phrases)
 
 
 def snippet(texts: list[str], query: SearchQuery, width: int = SNIPPET_WORDS) -> str:

@@ -309,3 +309,24 @@ def report_feed(name: str, entries: list[dict]) -> bytes:
         f"<title>{escape(name)}</title><link>https://example.org/</link>"
         f"<description>t</description>{items}</channel></rss>"
     ).encode()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL database of the test's own (a fresh schema on the test server)."""
+    from services import postgres_schema
+
+    with postgres_schema() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path | str]:
+    """Where a store test's database lives: once a SQLite file, once a PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield tmp_path / "monitor.db"
+        return
+    from services import postgres_schema
+
+    with postgres_schema() as url:
+        yield url

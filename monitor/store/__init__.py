@@ -19,13 +19,21 @@ from monitor.store.base import AlreadyClaimed, StoreBase, StoreLocked, guard_err
 from monitor.store.feedback import FeedbackTable
 from monitor.store.items import ItemTable
 from monitor.store.outbox import OutboxTable
-from monitor.store.service import InstanceLock, ServiceTable
+from monitor.store.service import InstanceLock, ServerLock, ServiceTable, instance_lock
 from monitor.store.signals import SignalTable
 
 if TYPE_CHECKING:
     from monitor.config import Settings
 
-__all__ = ["AlreadyClaimed", "InstanceLock", "Store", "StoreLocked", "open_store"]
+__all__ = [
+    "AlreadyClaimed",
+    "InstanceLock",
+    "ServerLock",
+    "Store",
+    "StoreLocked",
+    "instance_lock",
+    "open_store",
+]
 
 
 @guard_errors

@@ -43,7 +43,7 @@ _OPEN_AMONG = """
 """
 _COUNT_UP = """
     INSERT INTO entity_counts (key, items) VALUES (?, ?)
-    ON CONFLICT (key) DO UPDATE SET items = items + excluded.items
+    ON CONFLICT (key) DO UPDATE SET items = entity_counts.items + excluded.items
 """
 
 

@@ -21,10 +21,21 @@ from typing import Any, TypeVar
 from sqlite_utils import Database
 
 from monitor.errors import StoreError
-from monitor.store.migrations import migrate
+from monitor.store.migrations import SCHEMA_VERSION, migrate
+from monitor.store.postgres import duplicate_key_errors, errors, is_postgres, masked
 
 DEFAULT_BUSY_TIMEOUT = 30.0  # seconds a write waits for another process's write to finish
 T = TypeVar("T")
+
+
+def database_errors() -> tuple[type[BaseException], ...]:
+    """Every error either database library raises: the store lets none out as itself."""
+    return (sqlite3.Error, *errors())
+
+
+def duplicate_key() -> tuple[type[BaseException], ...]:
+    """A unique key already taken, in either database."""
+    return (sqlite3.IntegrityError, *duplicate_key_errors())
 
 
 CACHE_KIB = 64 * 1024
@@ -40,21 +51,31 @@ class AlreadyClaimed(StoreError):
 
 class StoreBase:
     def __init__(self, path: Path | str, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
-        self.path = Path(path)
         self.busy_timeout = busy_timeout
         self._depth = 0  # nesting of transaction(): inner ones become savepoints
+        self.postgres = is_postgres(path)
+        # what an error names: the file, or the server without its password
+        self.where = masked(str(path)) if self.postgres else str(path)
+        self.path: Path | None = None if self.postgres else Path(path)
+        if self.postgres:
+            self._open_postgres(str(path))
+        else:
+            self._open_sqlite(Path(path))
+
+    def _open_sqlite(self, path: Path) -> None:
         try:
             if str(path) != ":memory:":
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                path.parent.mkdir(parents=True, exist_ok=True)
             # Autocommit: every multi-statement write goes through transaction(), so a
             # transaction never stays open by accident between calls.
-            self.conn = sqlite3.connect(
-                str(path), timeout=busy_timeout, isolation_level=None, check_same_thread=False
-            )
+            self.conn: Any = sqlite3.connect(
+                str(path), timeout=self.busy_timeout, isolation_level=None,
+                check_same_thread=False,
+            )  # fmt: skip
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"{path}: cannot open database: {_reason(exc)}") from None
         try:
-            self.conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            self.conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
             self.conn.execute("PRAGMA journal_mode = WAL")
             self.conn.execute("PRAGMA synchronous = NORMAL")
             self.conn.execute("PRAGMA foreign_keys = ON")
@@ -62,9 +83,22 @@ class StoreBase:
             # search indexes (random places in big b-trees) read the same pages again and
             # again once the database outgrows it
             self.conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
-            self.db = Database(self.conn)
-            migrate(self.db)
+            migrate(Database(self.conn))
         except (sqlite3.Error, RuntimeError) as exc:
+            self.conn.close()
+            raise self.mapped(exc, "cannot open database: ") from None
+
+    def _open_postgres(self, url: str) -> None:
+        from monitor.store import pg_migrations
+        from monitor.store.postgres import PgConnection
+
+        try:
+            self.conn = PgConnection(url, self.busy_timeout)
+        except database_errors() as exc:
+            raise StoreError(f"{self.where}: cannot connect: {_reason(exc)}") from None
+        try:
+            pg_migrations.migrate(self.conn, SCHEMA_VERSION)
+        except (*database_errors(), RuntimeError) as exc:
             self.conn.close()
             raise self.mapped(exc, "cannot open database: ") from None
 
@@ -78,12 +112,18 @@ class StoreBase:
         self.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """One atomic write: `BEGIN IMMEDIATE` outermost, a savepoint when nested."""
+    def transaction(self, serial: bool = True) -> Iterator[None]:
+        """One atomic write: `BEGIN IMMEDIATE` outermost, a savepoint when nested. On
+        PostgreSQL the outermost takes the write lock, unless `serial` is False: a write
+        that locks the rows it changes itself (an outbox lease) need not queue for it."""
         savepoint = f"sp{self._depth}"
         try:
             self.conn.execute(f"SAVEPOINT {savepoint}" if self._depth else "BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
+            if self.postgres and serial and not self._depth:
+                self.conn.execute("SELECT pg_advisory_xact_lock(?)", [self.conn.lock_key])
+        except database_errors() as exc:
+            if not self._depth and self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
             raise self.mapped(exc) from None
         self._depth += 1
         try:
@@ -95,7 +135,7 @@ class StoreBase:
         self._depth -= 1
         try:
             self.conn.execute(f"RELEASE {savepoint}" if self._depth else "COMMIT")
-        except sqlite3.Error as exc:
+        except database_errors() as exc:
             self._undo(savepoint)
             raise self.mapped(exc) from None
 
@@ -111,12 +151,14 @@ class StoreBase:
     def mapped(self, exc: BaseException, prefix: str = "") -> StoreError:
         """The project's error for a database error, worded for the person at the terminal."""
         text = str(exc)
-        if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+        if (isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)) or (
+            self.postgres and _pg_locked(exc)
+        ):
             return StoreLocked(
-                f"{self.path}: database is locked (another process has been writing for "
+                f"{self.where}: database is locked (another process has been writing for "
                 f"{self.busy_timeout:g} s); try again"
             )
-        return StoreError(f"{self.path}: {prefix}{_reason(exc)}")
+        return StoreError(f"{self.where}: {prefix}{_reason(exc)}")
 
     def _insert(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
         """INSERT OR IGNORE rows that all have the same keys, in one executemany: a cycle can
@@ -133,6 +175,10 @@ class StoreBase:
 
 
 def _reason(exc: BaseException) -> str:
+    if not isinstance(exc, sqlite3.Error | OSError):
+        from monitor.store.postgres import reason
+
+        return reason(exc)
     text = str(exc)
     if "readonly" in text:
         return "the database (or its folder) is read-only"
@@ -160,7 +206,13 @@ def _guarded(method: Callable[..., T]) -> Callable[..., T]:
     def wrapper(self: StoreBase, *args: Any, **kwargs: Any) -> T:
         try:
             return method(self, *args, **kwargs)
-        except sqlite3.Error as exc:
+        except database_errors() as exc:
             raise self.mapped(exc) from None
 
     return wrapper
+
+
+def _pg_locked(exc: BaseException) -> bool:
+    from monitor.store.postgres import is_locked
+
+    return is_locked(exc)

@@ -32,7 +32,7 @@ _STORY_ITEMS = """
     SELECT id, title, url, source, published, first_seen, lang,
            (SELECT group_concat(source || '\x1e' || coalesce(url, ''), '\x1f')
             FROM (SELECT source, url FROM item_sources
-                  WHERE item_sources.item_id = items.id ORDER BY seen_at, source))
+                  WHERE item_sources.item_id = items.id ORDER BY seen_at, source) AS carriers)
     FROM items WHERE story = ? ORDER BY first_seen, published, id
 """
 _STORY_HITS = """
@@ -63,10 +63,11 @@ class FeedbackTable(StoreBase):
         with self.transaction():
             cursor = self.conn.execute(
                 "INSERT INTO feedback (hit_id, item_id, rule, verdict, created_at) "
-                "VALUES (?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?) RETURNING id",
                 [hit_id, row[0], row[1], verdict, iso(now)],
             )
-        return Feedback(cursor.lastrowid or 0, hit_id, row[0], row[1], verdict, now)  # type: ignore[arg-type]
+            feedback_id = int(cursor.fetchone()[0])
+        return Feedback(feedback_id, hit_id, row[0], row[1], verdict, now)  # type: ignore[arg-type]
 
     def verdicts(self) -> dict[tuple[str, str], Verdict]:
         """(item id, rule) -> the latest verdict on it."""

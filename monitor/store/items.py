@@ -23,7 +23,7 @@ from monitor.models import (
 )
 from monitor.normalise import fold
 from monitor.provenance import outlet_kind
-from monitor.searchtext import parse_search, snippet
+from monitor.searchtext import as_tsquery, parse_search, snippet
 from monitor.store.assignment import AssignmentTable
 from monitor.store.signals import SignalTable
 from monitor.store.sources import SourceTable
@@ -34,7 +34,7 @@ _UNDELIVERED = """
            items.source, items.lang, coalesce(items.story, ''),
            (SELECT group_concat(source || '\x1e' || coalesce(url, ''), '\x1f')
             FROM (SELECT source, url FROM item_sources
-                  WHERE item_sources.item_id = items.id ORDER BY seen_at, source))
+                  WHERE item_sources.item_id = items.id ORDER BY seen_at, source) AS carriers)
     FROM hits JOIN items ON items.id = hits.item_id
     WHERE NOT EXISTS (SELECT 1 FROM digest_hits dh WHERE dh.name = ? AND dh.hit_id = hits.id)
       AND hits.created_at >= ?
@@ -46,12 +46,18 @@ _SEARCH = """
            coalesce(stories.title, ''), coalesce(stories.items, 1)
     FROM items_search JOIN items ON items.rowid = items_search.rowid
     LEFT JOIN stories ON stories.id = items.story
-    WHERE items_search MATCH ? {languages} ORDER BY rank LIMIT ?
+    WHERE {match} {languages} ORDER BY {rank} LIMIT ?
 """
+_FTS5 = {"match": "items_search MATCH ?", "rank": "rank"}
+# the folded columns' terms, title weighted A, summary B, content C (pg_migrations.py)
+_TSQUERY = {
+    "match": "items_search.terms @@ ?::tsquery",
+    "rank": "ts_rank(items_search.terms, ?::tsquery) DESC, items.rowid DESC",
+}
 _STORY_UPSERT = """
     INSERT INTO stories (id, title, first_item, first_seen, last_seen, items)
     VALUES (?, ?, ?, ?, ?, 1)
-    ON CONFLICT (id) DO UPDATE SET last_seen = excluded.last_seen, items = items + 1
+    ON CONFLICT (id) DO UPDATE SET last_seen = excluded.last_seen, items = stories.items + 1
 """
 # Every outlet's copy of the items of some stories, with the source's tags.
 _PROVENANCE = """
@@ -264,8 +270,12 @@ class ItemTable(AssignmentTable, SourceTable, SignalTable):
             return []
         codes = expand(parsed.languages)
         langs = f"AND items.lang IN ({','.join('?' * len(codes))})" if codes else ""
-        sql = _SEARCH.format(languages=langs)
-        rows = self.conn.execute(sql, [parsed.match, *codes, limit])
+        if self.postgres:
+            sql, match = _SEARCH.format(languages=langs, **_TSQUERY), as_tsquery(parsed)
+            rows = self.conn.execute(sql, [match, *codes, match, limit])
+        else:
+            sql = _SEARCH.format(languages=langs, **_FTS5)
+            rows = self.conn.execute(sql, [parsed.match, *codes, limit])
         return [
             SearchResult(*row[:5], snippet([row[6], row[7], row[5]], parsed), row[8], row[9])
             for row in rows

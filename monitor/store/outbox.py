@@ -7,14 +7,13 @@ twice: a hit goes into at most one message of each name."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from monitor.clock import from_iso, iso, maybe_iso
 from monitor.models import DigestHistory, OutboxMessage
-from monitor.store.base import AlreadyClaimed, StoreBase
+from monitor.store.base import AlreadyClaimed, StoreBase, duplicate_key
 
 _COLUMNS = """id, name, created_at, subject, message_id, recipients, status, attempts,
     next_attempt, last_error, sent_at, leased_until,
@@ -48,15 +47,16 @@ class OutboxTable(StoreBase):
             "attempts": 0,
             "next_attempt": iso(now),
         }
-        sql = f"INSERT INTO digests ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})"
+        marks = ", ".join("?" * len(row))
+        sql = f"INSERT INTO digests ({', '.join(row)}) VALUES ({marks}) RETURNING id"
         try:
             with self.transaction():
-                digest_id = int(self.conn.execute(sql, list(row.values())).lastrowid or 0)
+                digest_id = int(self.conn.execute(sql, list(row.values())).fetchone()[0])
                 self.conn.executemany(
                     "INSERT INTO digest_hits (digest_id, hit_id, name) VALUES (?, ?, ?)",
                     [(digest_id, h, name) for h in hit_ids],
                 )
-        except sqlite3.IntegrityError as exc:
+        except duplicate_key() as exc:
             raise AlreadyClaimed(f"digest {name}: hits already claimed by another run") from exc
         return digest_id
 

@@ -3,7 +3,9 @@ second service off the same database.
 
 The heartbeat lives in a small file beside the database (`monitor.db.heartbeat`), not in
 it: the service beats every half tick and records every tick, and a tick with nothing due
-must cost the database no write (no wait for the write lock, no growth of its log)."""
+must cost the database no write (no wait for the write lock, no growth of its log). On
+PostgreSQL, which other machines read, it is a row of `service_state`: an update there
+waits for no lock."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from monitor.clock import from_iso, iso
 from monitor.errors import StoreError
 from monitor.models import Heartbeat
 from monitor.store.base import StoreBase
+from monitor.store.postgres import PgConnection, errors, is_postgres, masked, reason
 
 
 class ServiceTable(StoreBase):
@@ -47,6 +50,13 @@ class ServiceTable(StoreBase):
         self._set_state(stopped_at=iso(now))
 
     def _set_state(self, **values: object) -> None:
+        if self.path is None:  # PostgreSQL
+            self.conn.executemany(
+                "INSERT INTO service_state (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [(key, str(value)) for key, value in values.items()],
+            )
+            return
         path = heartbeat_path(self.path)
         with _HEARTBEAT_WRITES:  # the beat thread and the tick both write it
             state = _read_state(path) | {k: str(v) for k, v in values.items()}
@@ -60,7 +70,7 @@ class ServiceTable(StoreBase):
     def heartbeat(self) -> Heartbeat | None:
         """The service's last heartbeat, or None when no service ever ran here. (A database
         of an older version kept it in its `service_state` table.)"""
-        state = _read_state(heartbeat_path(self.path))
+        state = _read_state(heartbeat_path(self.path)) if self.path else {}
         if not state:
             state = dict(self.conn.execute("SELECT key, value FROM service_state"))
         alive = state.get("alive_at") or state.get("last_tick")
@@ -89,6 +99,59 @@ def _read_state(path: Path) -> dict[str, str]:
     except (OSError, ValueError):
         return {}  # none yet, or unreadable: as if no service had beaten
     return {str(k): str(v) for k, v in state.items()} if isinstance(state, dict) else {}
+
+
+def instance_lock(database: Path | str, busy_timeout: float = 30.0) -> InstanceLock | ServerLock:
+    """The lock that keeps a second service off this database: a file beside a SQLite
+    database, an advisory lock on a PostgreSQL server."""
+    if is_postgres(database):
+        return ServerLock(str(database), busy_timeout)
+    return InstanceLock(Path(database))
+
+
+class ServerLock:
+    """The instance lock on PostgreSQL: a session advisory lock of the database and schema,
+    held on a connection of its own while `monitor run` lives. The server drops it when the
+    connection goes, however the process dies; a second service finds it held and refuses to
+    start."""
+
+    def __init__(self, url: str, busy_timeout: float) -> None:
+        self.url = url
+        self.busy_timeout = busy_timeout
+        self._conn: PgConnection | None = None
+
+    def acquire(self) -> None:
+        where = masked(self.url)
+        try:
+            conn = PgConnection(self.url, self.busy_timeout)
+            key = conn.lock_key ^ 0x1A57
+            held = conn.execute("SELECT pg_try_advisory_lock(?)", [key]).fetchone()[0]
+            if held:
+                conn.execute("SELECT set_config('application_name', ?, false)",
+                             [f"monitor run (pid {os.getpid()})"])  # fmt: skip
+            holder = "" if held else _lock_holder(conn, key)
+        except (*errors(), OSError) as exc:
+            raise StoreError(f"{where}: cannot take the instance lock: {reason(exc)}") from None
+        if not held:
+            conn.close()
+            raise StoreError(f"another monitor is already running on {where} ({holder}); "
+                             "stop it first")  # fmt: skip
+        self._conn = conn
+
+    def release(self) -> None:
+        if self._conn is not None:
+            self._conn.close()  # closing the session releases the lock
+            self._conn = None
+
+
+def _lock_holder(conn: PgConnection, key: int) -> str:
+    sql = (
+        "SELECT a.application_name, a.client_addr FROM pg_locks l"
+        " JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory'"
+        " AND l.objid::bigint = (? & 4294967295) AND l.granted LIMIT 1"
+    )
+    row = conn.execute(sql, [key]).fetchone()
+    return f"{row[0] or 'a session'} from {row[1] or 'this host'}" if row else "a session"
 
 
 class InstanceLock:

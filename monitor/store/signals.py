@@ -9,7 +9,6 @@ distinct stories, never raw items, so one event carried by ten outlets is one st
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,7 +16,7 @@ from typing import Any
 
 from monitor.clock import from_iso, iso
 from monitor.models import Relation, Signal
-from monitor.store.base import AlreadyClaimed, StoreBase
+from monitor.store.base import AlreadyClaimed, StoreBase, duplicate_key
 
 _NEW_ITEMS = """
     SELECT items.rowid, items.id, items.story, items.source, items.first_seen,
@@ -32,14 +31,13 @@ _NEW_OUTLETS = """
 """
 # Outlets each story had within `window` of its first one, for stories begun in a range.
 _EARLY_OUTLETS = """
-    SELECT count(*) FROM story_outlets o
+    SELECT o.story, s.began, o.at FROM story_outlets o
     JOIN (SELECT story, min(at) AS began FROM story_outlets GROUP BY story
-          HAVING began >= ? AND began < ?) s ON s.story = o.story
-    WHERE o.at <= strftime('%Y-%m-%dT%H:%M:%SZ', s.began, ?)
-    GROUP BY o.story
+          HAVING min(at) >= ? AND min(at) < ?) s ON s.story = o.story
+    ORDER BY o.story
 """
 _SIGNAL_COLUMNS = """signals.id, kind, at, series, actors, rule, signals.story, count, baseline, p,
-    window, per_day, history_days, coalesce(stories.title, '')"""
+    "window", per_day, history_days, coalesce(stories.title, '')"""
 
 
 @dataclass(frozen=True)
@@ -127,7 +125,8 @@ class SignalTable(StoreBase):
 
     def save_progress(self, items: int, outlets: int) -> None:
         self.conn.executemany(
-            "INSERT OR REPLACE INTO signal_progress (key, value) VALUES (?, ?)",
+            "INSERT INTO signal_progress (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             [("items", str(items)), ("outlets", str(outlets))],
         )
 
@@ -191,8 +190,11 @@ class SignalTable(StoreBase):
 
     def early_outlets(self, since: datetime, until: datetime, window: int) -> list[int]:
         """For each story begun in [since, until): its outlets within `window` seconds."""
-        rows = self.conn.execute(_EARLY_OUTLETS, [iso(since), iso(until), f"+{window} seconds"])
-        return [int(r[0]) for r in rows]
+        counts: dict[str, int] = {}
+        for story, began, at in self.conn.execute(_EARLY_OUTLETS, [iso(since), iso(until)]):
+            within = (from_iso(at) - from_iso(began)).total_seconds() <= window
+            counts[story] = counts.get(story, 0) + within
+        return list(counts.values())
 
     def _prune_signal_history(self, cutoff: str) -> None:
         """The detectors' history goes with the items (inside `prune`'s transaction): a
@@ -204,8 +206,9 @@ class SignalTable(StoreBase):
 
     def add_signal(self, signal: Signal) -> int:
         row = _signal_row(signal)
-        sql = f"INSERT INTO signals ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})"
-        return int(self.conn.execute(sql, list(row.values())).lastrowid or 0)
+        columns = ", ".join(f'"{c}"' for c in row)  # `window` is a word of PostgreSQL's
+        sql = f"INSERT INTO signals ({columns}) VALUES ({', '.join('?' * len(row))}) RETURNING id"
+        return int(self.conn.execute(sql, list(row.values())).fetchone()[0])
 
     def last_signal(self, kind: str, series: str) -> datetime | None:
         row = self.conn.execute(
@@ -260,7 +263,7 @@ class SignalTable(StoreBase):
                     "INSERT INTO signal_claims (name, signal_id, digest_id) VALUES (?, ?, ?)",
                     [(name, s, digest_id) for s in signal_ids],
                 )
-        except sqlite3.IntegrityError as exc:
+        except duplicate_key() as exc:
             raise AlreadyClaimed(f"alert {name}: signals already claimed by another run") from exc
         return digest_id
 

@@ -17,9 +17,9 @@ _CONFIG_COLUMNS = ("name", "url", "kind", "interval", "tags")
 _SYNC = """
     INSERT INTO sources (name, url, kind, interval, tags) VALUES (?, ?, ?, ?, ?)
     ON CONFLICT (name) DO UPDATE SET
-        etag = CASE WHEN url = excluded.url THEN etag END,
-        last_modified = CASE WHEN url = excluded.url THEN last_modified END,
-        content_hash = CASE WHEN url = excluded.url THEN content_hash END,
+        etag = CASE WHEN sources.url = excluded.url THEN sources.etag END,
+        last_modified = CASE WHEN sources.url = excluded.url THEN sources.last_modified END,
+        content_hash = CASE WHEN sources.url = excluded.url THEN sources.content_hash END,
         url = excluded.url, kind = excluded.kind, interval = excluded.interval,
         tags = excluded.tags
 """

@@ -330,3 +330,38 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path | 
 
     with postgres_schema() as url:
         yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def both_stores(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Runs a test twice: on the SQLite file its config names, then with MONITOR_DATABASE
+    pointing every store it (or a command it starts) opens at a PostgreSQL schema of its own.
+    A module opts in with `pytestmark = pytest.mark.usefixtures("both_stores")`."""
+    if request.param == "sqlite":
+        yield
+        return
+    from services import postgres_schema
+
+    with postgres_schema() as url:
+        monkeypatch.setenv("MONITOR_DATABASE", url)
+        yield
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "sqlite_only(why): a `both_stores` test of the SQLite file itself"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test marked sqlite_only runs once, on SQLite, in a module that runs on both."""
+    dropped = [
+        item
+        for item in items
+        if item.get_closest_marker("sqlite_only")
+        and getattr(item, "callspec", None)
+        and item.callspec.params.get("both_stores") == "postgresql"
+    ]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if item not in dropped]

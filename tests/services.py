@@ -9,6 +9,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -45,3 +46,36 @@ def postgres_schema() -> Iterator[str]:
             yield schema_url(schema)
         finally:
             admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def stored_rows(database: object, sql: str, params: tuple = ()) -> list[tuple]:
+    """Rows of a statement (in the store's dialect) on either database: tests that read
+    the tables themselves read them the way the store does."""
+    from monitor.store import Store
+
+    with Store(database) as store:  # type: ignore[arg-type]
+        return [tuple(row) for row in store.conn.execute(sql, params)]
+
+
+def stored_dicts(database: object, sql: str, params: tuple = ()) -> list[dict]:
+    """`stored_rows`, each row as a dict by column name."""
+    from monitor.store import Store
+
+    with Store(database) as store:  # type: ignore[arg-type]
+        cursor = store.conn.execute(sql, params)
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor]
+
+
+def database_of(folder: Path) -> Path | str:
+    """The database a test's config in `folder` uses: MONITOR_DATABASE when a test runs on
+    PostgreSQL (see the `both_stores` fixture), else the config's file."""
+    return os.environ.get("MONITOR_DATABASE") or folder / "monitor.db"
+
+
+def execute(database: object, sql: str, params: tuple = ()) -> None:
+    """One write statement on either database, as a test's setup."""
+    from monitor.store import Store
+
+    with Store(database) as store, store.transaction():  # type: ignore[arg-type]
+        store.conn.execute(sql, params)

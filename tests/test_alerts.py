@@ -21,6 +21,8 @@ from monitor.errors import ConfigError
 from monitor.scheduler import Daemon
 from monitor.store import Store
 
+pytestmark = pytest.mark.usefixtures("both_stores")
+
 ALERTS = """
 [[digests]]
 name = "daily"

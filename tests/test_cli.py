@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import TEST_RULES
+
+pytestmark = pytest.mark.usefixtures("both_stores")
 
 
 def monitor(*args: str, stdin: str | None = None, cwd: Path | None = None):

@@ -4,13 +4,14 @@ real SMTP server receives it. Each case is one the old identity rule lost or dou
 from __future__ import annotations
 
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import FeedServer, Response, SmtpServer, write_config
+from services import database_of
 
 from monitor.dedupe import Identity, Index, url_key
 from monitor.models import Item
@@ -50,7 +51,7 @@ def entry(title: str, link: str, guid: str = "", teaser: str = "") -> str:
     )
 
 
-Polled = tuple[str, sqlite3.Connection, str]
+Polled = tuple[str, Any, str]  # the plain text, a connection to the database, the output
 
 
 def run_digest(tmp_path: Path, server: FeedServer, smtp: SmtpServer, feeds: dict[str, bytes],
@@ -72,7 +73,7 @@ def run_digest(tmp_path: Path, server: FeedServer, smtp: SmtpServer, feeds: dict
     message = smtp.inbox.messages()[-1]
     return (
         message.get_body(("plain",)).get_content(),
-        sqlite3.connect(tmp_path / "monitor.db"),
+        Store(database_of(tmp_path)).conn,  # statements of the store's dialect, either database
         polled.stdout,
     )
 

@@ -34,6 +34,8 @@ from monitor.store import Store
 
 LATER = timedelta(hours=2)  # past any backoff the first failures set
 
+pytestmark = pytest.mark.usefixtures("both_stores")
+
 
 def story(store: Store) -> None:
     add_story(store, "KFOR steps up patrols in northern Kosovo",

@@ -19,6 +19,8 @@ from monitor.match import Engine
 from monitor.pipeline import poll
 from monitor.store import Store
 
+pytestmark = pytest.mark.usefixtures("both_stores")
+
 DAILY = """
 [[digests]]
 name = "daily"

@@ -22,6 +22,8 @@ from monitor.provenance import OUTLET_KINDS, outlet_kind
 from monitor.rules import load_rules
 from monitor.store import Store
 
+pytestmark = pytest.mark.usefixtures("both_stores")
+
 DAILY = """
 [[digests]]
 name = "daily"

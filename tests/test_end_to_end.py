@@ -4,12 +4,17 @@ against feeds on a loopback HTTP server and a real SMTP server."""
 from __future__ import annotations
 
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import FeedServer, write_config
+from services import database_of
+
+from monitor.store import Store
+
+pytestmark = pytest.mark.usefixtures("both_stores")
 
 
 def monitor(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -36,7 +41,7 @@ def test_once_then_digest_delivers_one_message_once(tmp_path, feed_server, smtp_
     assert "Wire: HTTP 200, 5 parsed, 5 new" in first.stdout  # ... and did not stop the others
     assert "Partner: HTTP 200, 3 parsed, 1 new, 2 already seen" in first.stdout
 
-    db = sqlite3.connect(tmp_path / "monitor.db")
+    db = Store(database_of(tmp_path)).conn  # either database, in the store's dialect
     assert db.execute("SELECT count(*) FROM items").fetchone()[0] == 5 + 1 + 4
     hit_rules = {r for (r,) in db.execute("SELECT rule FROM hits")}
     assert {"watch/kosovo", "watch/kfor", "watch/serbia-kosovo"} <= hit_rules

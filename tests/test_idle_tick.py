@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from conftest import Response, make_rss, write_config
 
 from monitor.config import load_settings
@@ -14,9 +15,12 @@ from monitor.health import heartbeat_check
 from monitor.scheduler import Daemon
 from monitor.store import Store
 
+pytestmark = pytest.mark.usefixtures("both_stores")
+
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 
 
+@pytest.mark.sqlite_only("the file's data version; on PostgreSQL the heartbeat is a row")
 def test_an_idle_tick_writes_nothing_and_the_service_still_looks_alive(
     tmp_path, feed_server, smtp_server
 ) -> None:

@@ -20,6 +20,8 @@ from monitor.scheduler import Daemon
 from monitor.status import collect_status
 from monitor.store import Store
 
+pytestmark = pytest.mark.usefixtures("both_stores")
+
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)
 TOKEN = "s3cr3t-hook-token"

@@ -14,11 +14,14 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 from conftest import Response, free_port, write_config
 from prometheus_client.parser import text_string_to_metric_families
 from test_store_concurrency import kosovo_feed
 
 from monitor import __version__
+
+pytestmark = pytest.mark.usefixtures("both_stores")
 
 ALERTS = """
 [alerts]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from conftest import TEST_RULES, FeedServer, Response, write_config
 
 from monitor.config import load_settings
@@ -11,6 +12,8 @@ from monitor.match import Engine
 from monitor.pipeline import poll
 from monitor.rules import load_rules
 from monitor.store import Store
+
+pytestmark = pytest.mark.usefixtures("both_stores")
 
 
 def run(config: Path) -> tuple[list, Store]:

@@ -20,6 +20,8 @@ from monitor.fetch import Politeness, Request, fetch_all, retry_after_seconds
 from monitor.models import CycleOutcome, Source
 from monitor.pipeline import next_delay
 
+pytestmark = pytest.mark.usefixtures("both_stores")
+
 LISTING = b"""<html><body><ul>
 <li class="news"><a href="/a/1">Kosovo one</a></li>
 <li class="news"><a href="/a/2">Kosovo two</a></li>

@@ -21,6 +21,8 @@ from monitor.relations import MAX_RELATIONS
 from monitor.rules import load_rules
 from monitor.store import Store
 
+pytestmark = pytest.mark.usefixtures("both_stores")
+
 PACK = Path(__file__).resolve().parent.parent / "rules"
 LABELLED = Path(__file__).parent / "data" / "relations_labelled.jsonl"
 ENGINE = Engine(load_rules(PACK))

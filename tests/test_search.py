@@ -20,6 +20,8 @@ from monitor.searchtext import parse_search, snippet
 from monitor.store import Store
 from monitor.store.migrations import MIGRATIONS, _drop_unfolded_index
 
+pytestmark = pytest.mark.usefixtures("both_stores")
+
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 
 

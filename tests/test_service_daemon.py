@@ -4,10 +4,8 @@ on the same database is turned away; SIGHUP and edits reload the config."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -16,6 +14,12 @@ from pathlib import Path
 
 import pytest
 from conftest import FeedServer, Response, make_rss, write_config
+from services import database_of, stored_rows
+
+from monitor.clock import iso
+from monitor.store import Store
+
+pytestmark = pytest.mark.usefixtures("both_stores")
 
 FEEDS = 8
 ITEMS = 15
@@ -44,24 +48,15 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) ->
         time.sleep(0.05)
 
 
-def last_tick(db: Path) -> str:
-    """When the service last finished a tick, from its heartbeat file ("" before one)."""
-    try:
-        return json.loads(Path(f"{db}.heartbeat").read_text(encoding="utf-8"))["last_tick"]
-    except (OSError, ValueError, KeyError):
-        return ""
+def last_tick(db: Path | str) -> str:
+    """When the service last finished a tick, from its heartbeat ("" before one)."""
+    with Store(db) as store:
+        beat = store.heartbeat()
+    return iso(beat.last_tick) if beat and beat.last_tick else ""
 
 
-def query(db: Path, sql: str) -> list[tuple]:
-    if not db.exists():
-        return []
-    conn = sqlite3.connect(db, timeout=10)
-    try:
-        return conn.execute(sql).fetchall()
-    except sqlite3.OperationalError:  # not created yet
-        return []
-    finally:
-        conn.close()
+def query(db: Path | str, sql: str) -> list[tuple]:
+    return stored_rows(db, sql)
 
 
 def publish(server: FeedServer, count: int) -> list[str]:
@@ -85,7 +80,7 @@ def config(tmp_path, feed_server) -> Path:
 
 
 def test_killed_mid_cycle_and_restarted_nothing_lost_or_doubled(tmp_path, feed_server, config):
-    db = tmp_path / "monitor.db"
+    db = database_of(tmp_path)
     expected = publish(feed_server, ITEMS)
 
     # Killed while the first cycle's fetches are in flight (the slow feed is being served).
@@ -138,7 +133,7 @@ def test_killed_mid_cycle_and_restarted_nothing_lost_or_doubled(tmp_path, feed_s
 
 
 def test_sigterm_stops_cleanly_and_a_second_instance_is_refused(tmp_path, feed_server, config):
-    db = tmp_path / "monitor.db"
+    db = database_of(tmp_path)
     publish(feed_server, 3)
     daemon = start(config, tmp_path)
     try:
@@ -160,7 +155,7 @@ def test_sigterm_stops_cleanly_and_a_second_instance_is_refused(tmp_path, feed_s
     log = (tmp_path / "daemon.log").read_text(encoding="utf-8")
     assert "stopped" in log and "Traceback" not in log
     # the database was closed: the last connection folded the write-ahead log back in
-    assert not Path(f"{db}-wal").exists()
+    assert not isinstance(db, Path) or not Path(f"{db}-wal").exists()
     # and the lock went with the process: a new service starts
     daemon = start(config, tmp_path)
     log_file = tmp_path / "daemon.log"
@@ -170,7 +165,7 @@ def test_sigterm_stops_cleanly_and_a_second_instance_is_refused(tmp_path, feed_s
 
 
 def test_sighup_and_edits_reload_config_keeping_the_last_good_one(tmp_path, feed_server, config):
-    db = tmp_path / "monitor.db"
+    db = database_of(tmp_path)
     publish(feed_server, 2)
     daemon = start(config, tmp_path)
     log = tmp_path / "daemon.log"

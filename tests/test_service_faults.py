@@ -7,14 +7,16 @@ schedule throughout."""
 from __future__ import annotations
 
 import gzip
-import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import FEEDS, FeedServer, Response, make_rss, write_config
+from services import database_of, stored_dicts, stored_rows
 
 from monitor.config import load_settings
 from monitor.scheduler import Daemon
+
+pytestmark = pytest.mark.usefixtures("both_stores")
 
 START = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 STEP = timedelta(minutes=11)  # a little more than the sources' 10-minute interval
@@ -76,15 +78,12 @@ def daemon(tmp_path, feed_server):
     service.pool.close()
 
 
-def rows(tmp_path) -> dict[str, sqlite3.Row]:
-    db = sqlite3.connect(tmp_path / "monitor.db")
-    db.row_factory = sqlite3.Row
-    return {r["name"]: r for r in db.execute("SELECT * FROM sources")}
+def rows(tmp_path) -> dict[str, dict]:
+    return {r["name"]: r for r in stored_dicts(database_of(tmp_path), "SELECT * FROM sources")}
 
 
 def stored_guids(tmp_path) -> list[str]:
-    db = sqlite3.connect(tmp_path / "monitor.db")
-    return sorted(g for (g,) in db.execute("SELECT guid FROM items"))
+    return sorted(g for (g,) in stored_rows(database_of(tmp_path), "SELECT guid FROM items"))
 
 
 def at(cycle: int) -> datetime:
@@ -163,7 +162,7 @@ def test_flagged_sources_are_named_in_the_digest(tmp_path, feed_server, daemon):
 
     for cycle in range(4):
         daemon.tick(at(cycle))
-    store = Store(tmp_path / "monitor.db")
+    store = Store(database_of(tmp_path))
     try:
         digest = collect(store, daemon.settings.digests[0], daemon.rules.ruleset, at(4))
     finally:

@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 from datetime import timedelta
 
+import pytest
 from conftest import Response, free_port, make_rss, write_config
 
 from monitor.clock import utcnow
@@ -19,6 +20,8 @@ from monitor.config import load_settings
 from monitor.health import record_heartbeat
 from monitor.scheduler import Daemon
 from monitor.store import Store
+
+pytestmark = pytest.mark.usefixtures("both_stores")
 
 
 def get(url: str) -> tuple[int, str]:

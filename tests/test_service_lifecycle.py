@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from conftest import FeedServer, Response, SmtpServer, free_port, write_config
 from mailtools import RULES, T0, add_story, settings_for
+from services import database_of, execute
 from test_store_concurrency import kosovo_feed, write_lock
 
 from monitor.alerts import send_alerts
@@ -27,6 +27,8 @@ from monitor.config import load_settings
 from monitor.deliver import SmtpDeliverer, deliver_pending, send_digests
 from monitor.digest import prepare, record
 from monitor.store import Store
+
+pytestmark = pytest.mark.usefixtures("both_stores")
 
 MIN = timedelta(minutes=1)
 
@@ -61,10 +63,7 @@ def digest_at(moment, catch_up: str = "12h") -> str:
 
 
 def set_last_run(db: Path, name: str, moment) -> None:
-    conn = sqlite3.connect(db)
-    with conn:
-        conn.execute("UPDATE digest_runs SET last_run = ? WHERE name = ?", [iso(moment), name])
-    conn.close()
+    execute(db, "UPDATE digest_runs SET last_run = ? WHERE name = ?", (iso(moment), name))
 
 
 def wait_until(condition, timeout: float = 30.0) -> bool:
@@ -84,7 +83,7 @@ def test_a_digest_missed_while_down_is_sent_once_on_start(
     config = write_config(tmp_path, one_feed(feed_server), smtp=smtp_server,
                           digest=digest_at(due, catch_up))  # fmt: skip
     assert monitor(config, "once").returncode == 0
-    set_last_run(tmp_path / "monitor.db", "daily", utcnow() - timedelta(days=3))  # 3 runs missed
+    set_last_run(database_of(tmp_path), "daily", utcnow() - timedelta(days=3))  # 3 runs missed
     daemon = start(config, tmp_path)
     try:
         wait_until(lambda: len(smtp_server.inbox.envelopes) >= 1, timeout=10 if expected else 4)
@@ -168,6 +167,7 @@ class _LocksOnReceipt:
         return held
 
 
+@pytest.mark.sqlite_only("SQLite's file lock")
 def test_sent_is_recorded_even_when_the_database_is_locked_at_that_moment(tmp_path):
     handler = _LocksOnReceipt(tmp_path / "monitor.db")
     port = free_port()
@@ -213,7 +213,7 @@ def test_sigterm_does_not_wait_for_slow_deliveries(tmp_path, feed_server):
         text = config.read_text().replace("timeout = 5", "timeout = 60")
         config.write_text(text)
         assert monitor(config, "once").returncode == 0
-        with Store(tmp_path / "monitor.db") as store:
+        with Store(database_of(tmp_path)) as store:
             for built in prepare(load_settings(config), store, RULES):
                 record(store, built)
         daemon = start(config, tmp_path)
@@ -222,12 +222,13 @@ def test_sigterm_does_not_wait_for_slow_deliveries(tmp_path, feed_server):
         assert daemon.wait(timeout=8) == 0  # well before Docker's SIGKILL at 10 s
     finally:
         controller.stop()
-    with Store(tmp_path / "monitor.db") as store:
+    with Store(database_of(tmp_path)) as store:
         assert store.outbox_state() == {"pending": 5, "sent": 0, "failed": 0}
         assert len(store.pending_digests(utcnow())) == 5  # abandoned: due again at once
     assert "Traceback" not in (tmp_path / "daemon.log").read_text()
 
 
+@pytest.mark.sqlite_only("paths of files")
 @pytest.mark.parametrize("what", ["database under a file", "outbox is a file"])
 def test_unusable_paths_stop_the_service_with_one_line_and_exit_2(tmp_path, what):
     blocker = tmp_path / "blocker"

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -16,7 +15,10 @@ from pathlib import Path
 
 import pytest
 from conftest import TEST_RULES, FeedServer, Response, write_config
+from services import database_of, stored_rows
 from test_store_concurrency import kosovo_feed
+
+pytestmark = pytest.mark.usefixtures("both_stores")
 
 
 def monitor(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -111,11 +113,7 @@ def test_deleting_a_rule_file_is_a_warning_naming_it_and_its_rules(tmp_path):
 
 
 def count_items(config_folder: Path) -> int:
-    db = sqlite3.connect(config_folder / "monitor.db")
-    try:
-        return db.execute("SELECT count(*) FROM items").fetchone()[0]
-    finally:
-        db.close()
+    return stored_rows(database_of(config_folder), "SELECT count(*) FROM items")[0][0]
 
 
 def test_a_feed_cut_off_in_transfer_stores_nothing_until_it_comes_whole(
@@ -204,12 +202,8 @@ def test_sigterm_abandons_full_text_fetches_and_stores_nothing_of_the_cycle(tmp_
     log = (tmp_path / "daemon.log").read_text(encoding="utf-8")
     assert "cycle abandoned for shutdown" in log and "Traceback" not in log
     assert count_items(tmp_path) == 0  # nothing half-written: fetched again next start
-    db = sqlite3.connect(tmp_path / "monitor.db")
-    etag_kept = db.execute(
-        "SELECT count(*) FROM sources WHERE coalesce(content_hash, '') != ''"
-    ).fetchone()
-    db.close()
-    assert etag_kept == (0,)
+    sql = "SELECT count(*) FROM sources WHERE coalesce(content_hash, '') != ''"
+    assert stored_rows(database_of(tmp_path), sql) == [(0,)]
 
 
 def as_service_user() -> list[str]:
@@ -222,6 +216,7 @@ def as_service_user() -> list[str]:
     return [setpriv, "--bounding-set", "-dac_override,-dac_read_search"]
 
 
+@pytest.mark.sqlite_only("a read-only file and a lock file beside it")
 @pytest.mark.parametrize("what", ["read-only database", "unwritable lock file"])
 def test_unwritable_storage_stops_the_service_with_one_line_and_exit_2(tmp_path, what):
     config = write_config(tmp_path, [])
@@ -237,6 +232,7 @@ def test_unwritable_storage_stops_the_service_with_one_line_and_exit_2(tmp_path,
     assert str(target) in run.stderr
 
 
+@pytest.mark.sqlite_only("the database file's own disk")
 def test_a_full_disk_is_one_line_and_exit_1(tmp_path, feed_server):
     import resource
 

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from conftest import write_config
 from mailtools import parts
 from scipy import stats
+from services import database_of
 
 from monitor.alerts import queue_alert
 from monitor.cli import main
@@ -28,6 +29,8 @@ from monitor.rules import load_rules
 from monitor.signals import tail
 from monitor.store import Store
 from monitor.trends import Timed, read_timeline, replay, replay_into, score
+
+pytestmark = pytest.mark.usefixtures("both_stores")
 
 DATA = Path(__file__).parent / "data"
 PACK = Path(__file__).resolve().parent.parent / "rules"
@@ -326,7 +329,7 @@ def test_a_service_tick_stores_then_runs_the_detectors(tmp_path, feed_server):
     feed_server.routes["/w.xml"] = Response(200, feed.encode(), {"Content-Type": "application/xml"})
     config = write_config(tmp_path, [{"name": "Wire", "url": feed_server.url("w.xml")}], rules=PACK)
     Daemon(load_settings(config)).tick()
-    with Store(tmp_path / "monitor.db") as store:
+    with Store(database_of(tmp_path)) as store:
         stored = store.conn.execute("SELECT count(*), max(rowid) FROM items").fetchone()
         assert stored[0] == 3
         assert store.signal_progress()[0] == stored[1]  # the tick took them in

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -16,7 +15,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from conftest import FeedServer, Response, write_config
+from services import database_of, stored_rows
 
 from monitor.clock import utcnow
 from monitor.config import load_settings
@@ -24,14 +25,17 @@ from monitor.errors import StoreError
 from monitor.scheduler import Daemon
 from monitor.store import Store, StoreLocked
 
+pytestmark = pytest.mark.usefixtures("both_stores")
+
+# A write transaction of the store's own, held open: BEGIN IMMEDIATE on SQLite, the write
+# lock on PostgreSQL.
 HOLD = textwrap.dedent("""
-    import sqlite3, sys, time
-    conn = sqlite3.connect(sys.argv[1], isolation_level=None)
-    conn.execute("BEGIN IMMEDIATE")
-    conn.execute("UPDATE sources SET interval = interval")
-    print("locked", flush=True)
-    time.sleep(float(sys.argv[2]))
-    conn.execute("COMMIT")
+    import sys, time
+    from monitor.store import Store
+    with Store(sys.argv[1]) as store, store.transaction():
+        store.conn.execute("UPDATE sources SET interval = interval")
+        print("locked", flush=True)
+        time.sleep(float(sys.argv[2]))
 """)
 
 
@@ -64,7 +68,9 @@ def monitor(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @contextmanager
-def write_lock(db: Path, seconds: float, until_exit: bool = False) -> Iterator[subprocess.Popen]:
+def write_lock(
+    db: Path | str, seconds: float, until_exit: bool = False
+) -> Iterator[subprocess.Popen]:
     """Another process holding the write lock on `db` for `seconds`; with `until_exit`, for
     as long as the `with` block lasts, however slow the machine (the lock goes with it)."""
     holder = subprocess.Popen([sys.executable, "-c", HOLD, str(db), str(seconds)],
@@ -78,18 +84,14 @@ def write_lock(db: Path, seconds: float, until_exit: bool = False) -> Iterator[s
         holder.wait(timeout=seconds + 30)
 
 
-def count(db: Path, sql: str) -> int:
-    conn = sqlite3.connect(db, timeout=30)
-    try:
-        return conn.execute(sql).fetchone()[0]
-    finally:
-        conn.close()
+def count(db: Path | str, sql: str) -> int:
+    return stored_rows(db, sql)[0][0]
 
 
 def test_commands_wait_for_a_write_held_by_another_process(tmp_path, feed_server):
     config = write_config(tmp_path, serve(feed_server, 2, 3))
     assert monitor(config, "once").returncode == 0  # hits waiting for a digest
-    db = tmp_path / "monitor.db"
+    db = database_of(tmp_path)
     commands = [["status"], ["sources"], ["search", "kosovo"], ["once"], ["digest"]]
     with write_lock(db, 3):
         started = time.monotonic()
@@ -110,7 +112,7 @@ def test_a_short_busy_timeout_gives_one_line_and_exit_1(tmp_path, feed_server):
     config.write_text(text)
     assert monitor(config, "once").returncode == 0
     feed_server.routes["/f0.xml"] = Response(200, kosovo_feed("f0", 5))  # something to write
-    db = tmp_path / "monitor.db"
+    db = database_of(tmp_path)
     with write_lock(db, 600, until_exit=True):
         writers = {"once": monitor(config, "once"), "digest": monitor(config, "digest")}
         readers = {c: monitor(config, c) for c in ("status", "sources")}
@@ -125,7 +127,7 @@ def test_a_short_busy_timeout_gives_one_line_and_exit_1(tmp_path, feed_server):
 
 
 def test_store_methods_raise_the_projects_error_when_locked(tmp_path):
-    db = tmp_path / "monitor.db"
+    db = database_of(tmp_path)
     Store(db).close()
     with write_lock(db, 3), Store(db, busy_timeout=0.5) as store:
         try:
@@ -167,7 +169,7 @@ def test_three_digests_on_one_schedule_each_deliver_once(tmp_path, feed_server, 
     daemon.pool.close()
     recipients = sorted(rcpt for _, rcpts, _ in smtp_server.inbox.envelopes for rcpt in rcpts)
     assert recipients == [f"analyst{k}@example.org" for k in range(3)]
-    db = tmp_path / "monitor.db"
+    db = database_of(tmp_path)
     assert count(db, "SELECT count(*) FROM digests WHERE status = 'sent'") == 3
 
 
@@ -176,7 +178,7 @@ def test_a_daemon_tick_survives_a_long_write_lock(tmp_path, feed_server):
     config = write_config(tmp_path, sources)
     text = config.read_text().replace("[monitor]\n", '[monitor]\nbusy_timeout = "2s"\n', 1)
     config.write_text(text)
-    db = tmp_path / "monitor.db"
+    db = database_of(tmp_path)
     Store(db).close()
     monitor(config, "sources")  # the sources exist before the lock is taken
     log = open(tmp_path / "daemon.log", "w", encoding="utf-8")  # noqa: SIM115
@@ -230,7 +232,7 @@ def test_status_and_sources_in_a_loop_next_to_a_polling_daemon(tmp_path, feed_se
         daemon.wait(timeout=30)
         log.close()
     assert failures == []
-    assert count(tmp_path / "monitor.db", "SELECT count(*) FROM items") == 60
+    assert count(database_of(tmp_path), "SELECT count(*) FROM items") == 60
 
 
 def test_an_unusable_database_path_is_one_clear_error(tmp_path):
@@ -252,7 +254,7 @@ def test_a_digest_refused_by_a_locked_database_is_retried_soon(tmp_path, feed_se
     daemon = Daemon(load_settings(config), tick_seconds=3600)
     daemon.scheduler.start(paused=True)
     try:
-        with write_lock(tmp_path / "monitor.db", 3):
+        with write_lock(database_of(tmp_path), 3):
             daemon.digest(daemon.settings.digests[0])
         assert smtp_server.inbox.envelopes == []
         retry = daemon.scheduler.get_job("retry:daily")

@@ -3,6 +3,7 @@ poll of loopback feeds into a real database; search shows each result's story.""
 
 from __future__ import annotations
 
+import pytest
 from sqlite_utils import Database
 from test_dedupe import entry, monitor, rss, run_digest
 
@@ -10,6 +11,8 @@ from monitor.models import Item
 from monitor.store import Store
 from monitor.store.migrations import MIGRATIONS, _add_entity_counts
 from monitor.stories import entity_keys
+
+pytestmark = pytest.mark.usefixtures("both_stores")
 
 
 def dated(title: str, link: str, guid: str, day: str) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -15,11 +14,14 @@ from pathlib import Path
 
 import pytest
 from conftest import TEST_RULES, write_config
+from services import stored_rows
 
 from monitor.config import load_settings
 from monitor.models import Item
 from monitor.store import Store
 from monitor.triage import suggest
+
+pytestmark = pytest.mark.usefixtures("both_stores")
 
 KFOR_RULE = "query: '@kfor AND (patrol* OR troops OR reinforce*)'"
 RELEVANT = [
@@ -90,8 +92,7 @@ def edit_rule(config: Path, new_query: str) -> None:
 
 
 def stored_hits(config: Path) -> list[tuple]:
-    with sqlite3.connect(load_settings(config).database) as conn:
-        return conn.execute("SELECT * FROM hits ORDER BY id").fetchall()
+    return stored_rows(load_settings(config).database, "SELECT * FROM hits ORDER BY id")
 
 
 def section(output: str, rule: str) -> list[str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from monitor import __version__
-from monitor.cli import derive, explore, opml, rules, service, sources, trends, triage, ui
+from monitor.cli import derive, explore, opml, rules, service, sources, store, trends, triage, ui
 from monitor.cli.common import setup_logging
 
 
@@ -61,6 +61,7 @@ for command in (
     rules.cluster_cmd,
     trends.trends,
     ui.ui,
+    store.migrate_store,
 ):
     main.add_command(command)
 

@@ -20,6 +20,7 @@ _COLUMNS = """id, name, created_at, subject, message_id, recipients, status, att
     (SELECT count(*) FROM digest_hits WHERE digest_id = digests.id)"""
 _DUE = """status = 'pending' AND next_attempt <= ?
     AND (leased_until IS NULL OR leased_until <= ?)"""
+_LEASABLE_ROW = f"id = (SELECT id FROM digests WHERE id = ? AND {_DUE} FOR UPDATE SKIP LOCKED)"
 
 
 class OutboxTable(StoreBase):
@@ -69,16 +70,18 @@ class OutboxTable(StoreBase):
         """Take a pending digest for one delivery attempt until `until`; False when another
         process or thread took it first. A crash mid-attempt leaves it pending, so it is tried
         again once the lease runs out."""
-        with self.transaction():
+        # PostgreSQL: a row another sender holds is skipped, not waited for
+        where = _LEASABLE_ROW if self.postgres else f"id = ? AND {_DUE}"
+        with self.transaction(serial=False):
             cursor = self.conn.execute(
-                f"UPDATE digests SET leased_until = ? WHERE id = ? AND {_DUE}",
+                f"UPDATE digests SET leased_until = ? WHERE {where}",
                 [iso(until), digest_id, iso(now), iso(now)],
             )
         return cursor.rowcount == 1
 
     def release_lease(self, digest_id: int) -> None:
         """An attempt abandoned before the server accepted the message: due again at once."""
-        with self.transaction():
+        with self.transaction(serial=False):
             self.conn.execute("UPDATE digests SET leased_until = NULL WHERE id = ?", [digest_id])
 
     def requeue(self, ids: Sequence[int] = (), failed: bool = False, now: datetime | None = None
@@ -103,7 +106,7 @@ class OutboxTable(StoreBase):
         return found
 
     def mark_sent(self, digest_id: int, now: datetime, detail: str = "") -> None:
-        with self.transaction():
+        with self.transaction(serial=False):
             self.conn.execute(
                 "UPDATE digests SET status = 'sent', sent_at = ?, attempts = attempts + 1, "
                 "last_error = NULL, leased_until = NULL WHERE id = ?",
@@ -116,7 +119,7 @@ class OutboxTable(StoreBase):
     ) -> None:
         """A failed attempt: retried at `retry_at`, or given up for good when it is None."""
         status = "pending" if retry_at else "failed"
-        with self.transaction():
+        with self.transaction(serial=False):
             self.conn.execute(
                 "UPDATE digests SET status = ?, attempts = attempts + 1, last_error = ?, "
                 "next_attempt = ?, leased_until = NULL WHERE id = ?",

@@ -136,6 +136,12 @@ def build(settings: Settings, host: str) -> Any:
 
     from monitor.ui import plugin
 
+    if not isinstance(settings.database, Path):
+        raise ConfigError(
+            f"{settings.path}: monitor ui reads a SQLite database (it is a Datasette view); "
+            "this config's database is on PostgreSQL, where `monitor search`, `status` and the "
+            "digests read it"
+        )
     if host not in {"127.0.0.1", "localhost", "::1"} and not settings.ui.password:
         raise ConfigError(
             f"monitor ui on {host} is reachable from other machines: set a password in "

@@ -59,6 +59,7 @@ class PgConnection:
             "SELECT hashtext(current_database() || '.' || current_schema())"
         ).fetchone()
         self.lock_key = int(row[0]) if row else 0  # one writer per database and schema
+        self._types: dict[str, dict[str, str]] = {}  # table -> column -> type
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> psycopg.Cursor[Any]:
         return self.raw.execute(translate(sql), tuple(params or ()))
@@ -66,9 +67,34 @@ class PgConnection:
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> psycopg.Cursor[Any]:
         cursor = self.raw.cursor()
         batch = [tuple(row) for row in rows]
-        if batch:
-            cursor.executemany(translate(sql), batch)
+        statement = translate(sql)
+        insert = _PLAIN_INSERT.match(statement)
+        if insert is None or len(batch) < 2:
+            if batch:
+                cursor.executemany(statement, batch)
+            return cursor
+        # A plain insert of many rows goes as one statement over arrays, a column each: a
+        # cycle inserts tens of thousands of keys, and a round of the protocol per row costs
+        # more than the rows themselves
+        table, columns = insert.group("table"), insert.group("columns")
+        types = self._column_types(table)
+        arrays = ", ".join(f"%s::{types[c.strip().strip(chr(34))]}[]" for c in columns.split(","))
+        many = (f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays})"
+                f"{insert.group('tail') or ''}")  # fmt: skip
+        for start in range(0, len(batch), 10_000):
+            chunk = batch[start : start + 10_000]
+            cursor.execute(many, [list(column) for column in zip(*chunk, strict=True)])
         return cursor
+
+    def _column_types(self, table: str) -> dict[str, str]:
+        if table not in self._types:
+            rows = self.raw.execute(
+                "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
+                " WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+                (table,),
+            ).fetchall()
+            self._types[table] = dict(rows)
+        return self._types[table]
 
     @property
     def in_transaction(self) -> bool:
@@ -93,6 +119,13 @@ def translate(sql: str) -> str:
 
 
 _LITERALS = re.compile(r"('(?:[^']|'')*')")
+# INSERT INTO t (columns) VALUES (%s, ...) [ON CONFLICT DO NOTHING]: rows that can go as one
+# statement (an upsert that updates cannot: two of its rows may meet the same key)
+_PLAIN_INSERT = re.compile(
+    r"^\s*INSERT INTO (?P<table>\w+) \((?P<columns>[^()]*)\)\s+VALUES\s+\((?:%s,\s*)*%s\)"
+    r"(?P<tail>\s*ON CONFLICT DO NOTHING)?\s*$",
+    re.IGNORECASE,
+)
 _OR_IGNORE = re.compile(r"\bINSERT\s+OR\s+IGNORE\s+INTO\b", re.IGNORECASE)
 # json_each(x) [AS alias]: the rows of a JSON array, each in a column named `value`
 _JSON_EACH = re.compile(r"\bjson_each\(([^()]*)\)(?:\s+AS\s+(\w+))?", re.IGNORECASE)

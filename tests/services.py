@@ -6,9 +6,11 @@ saying why, unless NM_REQUIRE_SERVICES=1 (set in CI) makes them fail instead."""
 from __future__ import annotations
 
 import os
+import socket
+import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -79,3 +81,67 @@ def execute(database: object, sql: str, params: tuple = ()) -> None:
 
     with Store(database) as store, store.transaction():  # type: ignore[arg-type]
         store.conn.execute(sql, params)
+
+
+class CutProxy:
+    """A TCP forwarder on 127.0.0.1 in front of a real server, that a test can cut (every
+    connection through it dropped, new ones refused) and restore: an outage of the server as
+    its clients see it, without stopping the server other tests use."""
+
+    def __init__(self, host: str, port: int) -> None:
+
+        self.target = (host, port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.up = threading.Event()
+        self.up.set()
+        self._open: list[socket.socket] = []
+        self._guard = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            if not self.up.is_set():
+                client.close()
+                continue
+            try:
+                server = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._guard:
+                self._open += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with suppress(OSError):
+                    end.close()
+
+    def cut(self) -> None:
+        self.up.clear()
+        with self._guard:
+            for end in self._open:
+                with suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+            self._open.clear()
+
+    def restore(self) -> None:
+        self.up.set()
+
+    def close(self) -> None:
+        self.cut()
+        self.listener.close()

@@ -16,6 +16,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -79,6 +80,7 @@ def poll(
     rng: random.Random | None = None,
     batch: int = BATCH_SOURCES,
     take_in: int = BATCH_ITEMS,
+    shared: bool = False,
 ) -> list[SourceReport]:
     """Fetch the given sources (all by default) and run each through the pipeline.
 
@@ -88,7 +90,9 @@ def poll(
     stored if a later one fails. `memory` carries politeness
     (per-host timing, robots.txt) across batches and cycles; `pool` parses in worker
     processes (one is started for this cycle if needed and none is given); when `stop` is
-    set mid-cycle, the batch under way is abandoned and nothing of it is stored."""
+    set mid-cycle, the batch under way is abandoned and nothing of it is stored. `shared`:
+    other workers take in at the same time, so each take-in reads and writes in one write
+    transaction (the lookups must see what another worker stored a moment before)."""
     given = list(settings.sources if sources is None else sources)
     sources = _spread_hosts(given)
     started = now or utcnow()
@@ -110,8 +114,9 @@ def poll(
                 fresh = _fetch_and_dispatch(settings, store, engine, part, memory, stop, pool,
                                             seconds) if part else None  # fmt: skip
                 if waiting and (fresh is None or sum(w.items for w in waiting) >= take_in):
-                    reports += _take_in(settings, store, engine, waiting, now, started,
-                                        memory, stop, rng, seconds)  # fmt: skip
+                    with store.transaction() if shared else nullcontext():
+                        reports += _take_in(settings, store, engine, waiting, now, started,
+                                            memory, stop, rng, seconds)  # fmt: skip
                     waiting = []
                 if fresh is not None:
                     waiting.append(fresh.collected(seconds))

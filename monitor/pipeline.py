@@ -112,7 +112,7 @@ def poll(
                 part = sources[first : first + batch]
                 # the workers read the next batch while this process takes in the last ones
                 fresh = _fetch_and_dispatch(settings, store, engine, part, memory, stop, pool,
-                                            seconds) if part else None  # fmt: skip
+                                            seconds, shared) if part else None  # fmt: skip
                 if waiting and (fresh is None or sum(w.items for w in waiting) >= take_in):
                     with store.transaction() if shared else nullcontext():
                         reports += _take_in(settings, store, engine, waiting, now, started,
@@ -171,9 +171,11 @@ def _fetch_and_dispatch(
     stop: threading.Event | None,
     pool: ParsePool | None,
     seconds: dict[str, float],
+    shared: bool = False,
 ) -> _Batch:
     """Fetch some sources and set what changed to be read: in the workers, at once, when
-    enough did; else here, when the batch is collected."""
+    enough did; else here, when the batch is collected (matched as it is read when the
+    database is `shared`: not while this worker holds the write lock)."""
     states = store.fetch_states(s.name for s in sources)
     requests = [source_request(s, states.get(s.name, FetchState())) for s in sources]
     t0 = time.monotonic()
@@ -183,7 +185,7 @@ def _fetch_and_dispatch(
     outcomes, to_read = _to_read(sources, fetched, states)
     jobs = [(r, s) for r, s, _ in to_read]
     return _Batch(sources, fetched, outcomes, to_read,
-                  reading(jobs, pool, engine, settings.fetch.max_text))  # fmt: skip
+                  reading(jobs, pool, engine, settings.fetch.max_text, shared))  # fmt: skip
 
 
 def _take_in(

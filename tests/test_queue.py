@@ -25,6 +25,7 @@ from conftest import (
     REDIS,
     FeedServer,
     Response,
+    farm_limits,
     free_port,
     make_rss,
     require_service,
@@ -36,7 +37,8 @@ from test_service_daemon import query, wait_for
 from test_service_operations import monitor
 
 from monitor.config import describe_error, load_settings
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, FetchError
+from monitor.fetch import Politeness, Request, fetch_all
 from monitor.store import Store
 
 # -- configuration ---------------------------------------------------------------------------
@@ -115,6 +117,24 @@ def test_host_gate_is_one_claim_at_a_time_across_connections(tmp_path):
         # a claim that is never released (its worker died) runs out by itself
         assert one.claim_host("a.example", 134.0, 164.0) == (1.0, 0.0)
         assert one.claim_host("a.example", 135.0, 165.0) is None
+
+
+def test_a_retry_after_keeps_every_worker_off_the_host(tmp_path, feed_server):
+    """One worker is told to come back in two minutes; another, on its own connection to
+    the database, does not ask that host at all, and its source waits as long. A poll
+    without a shared gate (`monitor once`, `monitor run`) is not held back."""
+    feed_server.routes["/busy.xml"] = Response(503, b"busy", {"Retry-After": "120"})
+    feed_server.routes["/other.xml"] = Response(200, make_rss("other", range(1)))
+    limits = farm_limits(feed_server)
+    with Store(tmp_path / "gates.db") as one, Store(tmp_path / "gates.db") as two:
+        told = fetch_all([Request("a", feed_server.url("busy.xml"))], limits, Politeness(one))
+        held = fetch_all([Request("b", feed_server.url("other.xml"))], limits, Politeness(two))
+    assert isinstance(told["a"], FetchError) and told["a"].retry_after == 120
+    assert isinstance(held["b"], FetchError) and "asked to be left alone for" in str(held["b"])
+    assert 110 < (held["b"].retry_after or 0) <= 120
+    assert feed_server.hits("/other.xml") == 0
+    alone = fetch_all([Request("c", feed_server.url("other.xml"))], limits, Politeness())
+    assert not isinstance(alone["c"], FetchError) and feed_server.hits("/other.xml") == 1
 
 
 # -- processes -------------------------------------------------------------------------------
@@ -421,5 +441,15 @@ def test_amqp_broker_carries_tasks_too(tmp_path, farm):
     finally:
         scheduler.stdin.close()
         stop([*workers, scheduler])
+        drop_queue(config)
     text = (tmp_path / "scheduler.log").read_text("utf-8")
     assert "amqp://guest:***@127.0.0.1:5672//" in text and "guest:guest" not in text
+
+
+def drop_queue(config: Path) -> None:
+    """RabbitMQ keeps a queue until it is deleted: the test's own goes when it is done."""
+    from monitor.tasks import make_app
+
+    queue = load_settings(config).queue
+    with make_app(queue).connection_for_write() as connection:
+        connection.default_channel.queue_delete(queue.name)

@@ -333,7 +333,10 @@ def test_two_workers_share_each_host_one_request_at_a_time(tmp_path, farm, redis
     for first in range(0, len(names), 15):
         for _ in range(2):
             app.send_task(TASK, args=[names[first : first + 15]], queue=settings.queue.name)
-    workers = [start_worker(config, tmp_path / f"worker{n}.log") for n in range(2)]
+    # one worker of one process, one of a prefork pool of two: three pollers at once
+    workers = [start_worker(config, tmp_path / "worker0.log"),
+               start_worker(config, tmp_path / "worker1.log", "--pool", "prefork",
+                            "--concurrency", "2")]  # fmt: skip
     try:
         stored = "SELECT guid FROM items ORDER BY guid"
         wait_for(lambda: [g for (g,) in query(db, stored)] == expected, "every item stored")

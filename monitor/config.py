@@ -3,7 +3,8 @@
 Every error names the file, the key and what was expected. Relative paths are taken from the
 config file's folder, so the service runs the same from any working directory. The environment
 can override the paths: MONITOR_CONFIG, MONITOR_DATABASE, MONITOR_RULES, MONITOR_OUTBOX;
-MONITOR_HEALTH_LISTEN the health endpoint's address; MONITOR_SMTP_HOST, _PORT, _SECURITY,
+MONITOR_HEALTH_LISTEN the health endpoint's address; MONITOR_BROKER the task queue's broker;
+MONITOR_SMTP_HOST, _PORT, _SECURITY,
 _USER and _SENDER the mail server (for containers). Secrets come only from the environment,
 each also from a file named by `<VARIABLE>_FILE`.
 """
@@ -86,6 +87,34 @@ class HealthSettings:
             return None
         host, _, port = self.listen.rpartition(":")
         return host, int(port)
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    """`[queue]`: with a broker, `monitor run` only schedules, and `monitor worker`
+    processes (on this machine or others) poll the sources it queues."""
+
+    broker: str = ""  # "redis://127.0.0.1:6379/0" or "amqp://guest@127.0.0.1:5672//"; "" = off
+    name: str = "monitor"  # the queue's name: several services may share one broker
+    batch: int = 50  # sources per task
+    lease: int = 1800  # seconds a queued source is held before it may be queued again
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.broker)
+
+    @property
+    def shown(self) -> str:
+        """The broker's address fit for a log line: any password in it masked."""
+        return masked_url(self.broker)
+
+
+_BROKER_SCHEMES = ("redis://", "rediss://", "amqp://", "amqps://")
+
+
+def masked_url(url: str) -> str:
+    """`scheme://user:***@host/...`: a URL with the password of its user part hidden."""
+    return re.sub(r"^([a-z][a-z0-9+.-]*://[^/@:]*):[^/@]*@", r"\1:***@", url, flags=re.I)
 
 
 @dataclass(frozen=True)
@@ -255,6 +284,7 @@ class Settings:
     health: HealthSettings = field(default_factory=HealthSettings)
     ui: UiSettings = field(default_factory=UiSettings)
     notify: tuple[NotifySettings, ...] = ()
+    queue: QueueSettings = field(default_factory=QueueSettings)
     operator: str = ""  # the operator's address: where List-Unsubscribe requests go
 
     def source(self, name: str) -> Source:
@@ -436,7 +466,7 @@ class _Reader:
         self.check_keys(
             data,
             {"monitor", "sources", "smtp", "digests", "fetch", "alerts", "retention", "health"}
-            | {"signals", "ui", "notify"},
+            | {"signals", "ui", "notify", "queue"},
             "",
         )
         main = self.table(data, "monitor")
@@ -462,6 +492,7 @@ class _Reader:
             health=self.health(self.table(data, "health")),
             signals=self.signals(self.table(data, "signals")),
             ui=self.ui(self.table(data, "ui")),
+            queue=self.queue(self.table(data, "queue")),
             notify=tuple(
                 self.notify(n, i) for i, n in enumerate(self.get(data, "notify", "", list, []))
             ),
@@ -852,6 +883,23 @@ class _Reader:
                     "health.listen", f"expected HOST:PORT like '127.0.0.1:9108', got {listen!r}"
                 )
         return HealthSettings(listen=listen)
+
+    def queue(self, data: dict) -> QueueSettings:
+        self.check_keys(data, set(QueueSettings.__dataclass_fields__), "queue")
+        defaults = QueueSettings()
+        broker = os.environ.get("MONITOR_BROKER") or self.get(data, "broker", "queue", str, "")
+        broker = broker.strip()
+        if broker and not broker.startswith(_BROKER_SCHEMES):
+            raise self.fail("queue.broker", "expected a redis:// or amqp:// address, got "
+                            f"{masked_url(broker)!r}")  # fmt: skip
+        name = self.get(data, "name", "queue", str, defaults.name).strip()
+        if not re.fullmatch(r"[\w.:-]+", name):
+            raise self.fail("queue.name", f"expected a name of letters, digits, ._:-, got {name!r}")
+        batch = self.get(data, "batch", "queue", int, defaults.batch)
+        if isinstance(batch, bool) or not 1 <= batch <= 1000:
+            raise self.fail("queue.batch", f"expected 1 to 1000 sources per task, got {batch!r}")
+        lease = self.duration(data, "lease", "queue", defaults.lease)
+        return QueueSettings(broker=broker, name=name, batch=batch, lease=lease)
 
     def ui(self, data: dict) -> UiSettings:
         self.check_keys(data, {"base_url", "host", "port", "password_env"}, "ui")

@@ -15,14 +15,19 @@ response is checked again before its body is read.
 Politeness: requests to different hosts run concurrently, but each host gets `per_host`
 requests at a time (one by default) with `host_delay` seconds between them (or the host's
 robots.txt Crawl-delay, if longer). A 429/503 or any error with `Retry-After` carries the
-wait the server asked for. Page sources (scraped, not published as feeds) are fetched only
-when the host's robots.txt allows it, read as RFC 9309 says (protego: the longest matching
-rule wins, `*` and `$` in paths); robots.txt is fetched once per host and kept a day.
+wait the server asked for. With a shared gate (`Politeness.shared`, the database's
+`host_gates` for `monitor worker`s), one request at a time per host and the pause between
+two hold across every process: a host is claimed before each request and released after
+it, resting for the pause or for the Retry-After it sent. Page sources (scraped, not
+published as feeds) are fetched only when the host's robots.txt allows it, read as RFC 9309
+says (protego: the longest matching rule wins, `*` and `$` in paths); robots.txt is fetched
+once per host (per process) and kept a day.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import socket
 import threading
@@ -32,6 +37,7 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Protocol
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
@@ -58,6 +64,8 @@ ROBOTS_TTL = 86400.0  # seconds a host's robots.txt is trusted before it is fetc
 ROBOTS_MAX_BYTES = 512 * 1024
 CRAWL_DELAY_CAP = 60.0
 REDIRECTS = {301, 302, 303, 307, 308}
+SHARED_CLAIM_SLACK = 5.0  # seconds a shared claim outlives the requests' own timeouts
+SHARED_POLL = 0.02  # seconds between two tries for a host another process is fetching
 
 
 @dataclass(frozen=True)
@@ -68,14 +76,25 @@ class Request:
     robots: bool = False  # check the host's robots.txt first (page sources)
 
 
+class SharedGates(Protocol):
+    """Per-host turns kept where every worker sees them (the store's `host_gates`); times
+    are seconds since the epoch."""
+
+    def claim_host(self, host: str, now: float, until: float) -> tuple[float, float] | None: ...
+
+    def release_host(self, host: str, until: float, next_allowed: float) -> None: ...
+
+
 class Politeness:
     """What politeness remembers between cycles: when each host was last asked, and each
-    host's robots.txt. The daemon keeps one for its lifetime; a one-off poll makes its own."""
+    host's robots.txt. The daemon keeps one for its lifetime; a one-off poll makes its own.
+    With `shared`, hosts are also taken in turn with every other process using it."""
 
-    def __init__(self) -> None:
+    def __init__(self, shared: SharedGates | None = None) -> None:
         self.last_request: dict[str, float] = {}  # host -> time.monotonic() of the last end
         self.crawl_delay: dict[str, float] = {}
         self.robots: dict[str, tuple[Protego, float]] = {}
+        self.shared = shared
 
 
 def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
@@ -248,28 +267,76 @@ async def _read_capped(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes:
 
 
 class _HostGate:
-    """At most `per_host` requests in flight per host, spaced `delay` seconds apart."""
+    """At most `per_host` requests in flight per host, spaced `delay` seconds apart; with a
+    shared gate, one at a time per host across every process that shares it."""
 
     def __init__(self, limits: FetchSettings, memory: Politeness) -> None:
         self.limits = limits
         self.memory = memory
         self.slots: dict[str, asyncio.Semaphore] = {}
+        # The shared gate is a database: its calls leave the event loop, one at a time
+        # (one connection), so a wait for the database's write lock stalls no other fetch.
+        self.database = concurrent.futures.ThreadPoolExecutor(1, "host-gates")
+
+    def close(self) -> None:
+        self.database.shutdown(wait=True)
+
+    def delay(self, host: str) -> float:
+        return max(self.limits.host_delay, self.memory.crawl_delay.get(host, 0.0))
 
     @asynccontextmanager
     async def turn(self, host: str) -> AsyncIterator[None]:
-        slot = self.slots.setdefault(host, asyncio.Semaphore(self.limits.per_host))
+        per_host = 1 if self.memory.shared is not None else self.limits.per_host
+        slot = self.slots.setdefault(host, asyncio.Semaphore(per_host))
         async with slot:
+            claim = await self.claim(host)
+            rest = 0.0
             await self.pause(host)
             try:
                 yield
+            except FetchError as exc:
+                rest = exc.retry_after or 0.0  # every worker leaves the host alone that long
+                raise
             finally:
                 self.memory.last_request[host] = time.monotonic()
+                if claim is not None:
+                    await self.release(host, claim, rest)
 
     async def pause(self, host: str) -> None:
-        delay = max(self.limits.host_delay, self.memory.crawl_delay.get(host, 0.0))
         last = self.memory.last_request.get(host)
-        if last is not None and (wait := last + delay - time.monotonic()) > 0:
+        if last is not None and (wait := last + self.delay(host) - time.monotonic()) > 0:
             await asyncio.sleep(wait)
+
+    async def claim(self, host: str) -> float | None:
+        """Take the shared turn for `host` (its end, or None without a shared gate), waiting
+        while another process holds it (at most until that claim runs out); a host resting
+        longer than a request may take (a Retry-After) is a FetchError carrying the wait."""
+        shared = self.memory.shared
+        if shared is None:
+            return None
+        loop = asyncio.get_running_loop()
+        budget = max(self.limits.timeout, 2 * self.delay(host))
+        while True:
+            # the claim runs out by itself if this process dies holding it (a robots.txt
+            # and a page may be fetched in one turn)
+            until = time.time() + 2 * self.limits.timeout + SHARED_CLAIM_SLACK
+            wait = await loop.run_in_executor(self.database, shared.claim_host, host,
+                                              time.time(), until)  # fmt: skip
+            if wait is None:
+                return until
+            busy, rest = wait
+            if rest > budget:
+                raise FetchError(f"{host} asked to be left alone for {rest:.0f}s more",
+                                 retry_after=rest)  # fmt: skip
+            # a busy host is mostly released long before its claim would run out
+            await asyncio.sleep(max(rest, min(busy, SHARED_POLL)))
+
+    async def release(self, host: str, until: float, rest: float) -> None:
+        shared = self.memory.shared
+        assert shared is not None
+        allowed = time.time() + max(self.delay(host), rest)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self.database, shared.release_host, host, until, allowed)
 
 
 async def _robots_allow(
@@ -357,10 +424,13 @@ async def _fetch_all(
                 results[request.key] = exc
 
         everything = asyncio.gather(*(run(r) for r in requests))
-        if stop is None:
-            await everything
-        else:
-            await _until_stopped(everything, stop)
+        try:
+            if stop is None:
+                await everything
+            else:
+                await _until_stopped(everything, stop)
+        finally:
+            gate.close()
     return results
 
 

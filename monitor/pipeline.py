@@ -16,6 +16,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -79,6 +80,7 @@ def poll(
     rng: random.Random | None = None,
     batch: int = BATCH_SOURCES,
     take_in: int = BATCH_ITEMS,
+    shared: bool = False,
 ) -> list[SourceReport]:
     """Fetch the given sources (all by default) and run each through the pipeline.
 
@@ -88,7 +90,9 @@ def poll(
     stored if a later one fails. `memory` carries politeness
     (per-host timing, robots.txt) across batches and cycles; `pool` parses in worker
     processes (one is started for this cycle if needed and none is given); when `stop` is
-    set mid-cycle, the batch under way is abandoned and nothing of it is stored."""
+    set mid-cycle, the batch under way is abandoned and nothing of it is stored. `shared`:
+    other workers take in at the same time, so each take-in reads and writes in one write
+    transaction (the lookups must see what another worker stored a moment before)."""
     given = list(settings.sources if sources is None else sources)
     sources = _spread_hosts(given)
     started = now or utcnow()
@@ -108,10 +112,11 @@ def poll(
                 part = sources[first : first + batch]
                 # the workers read the next batch while this process takes in the last ones
                 fresh = _fetch_and_dispatch(settings, store, engine, part, memory, stop, pool,
-                                            seconds) if part else None  # fmt: skip
+                                            seconds, shared) if part else None  # fmt: skip
                 if waiting and (fresh is None or sum(w.items for w in waiting) >= take_in):
-                    reports += _take_in(settings, store, engine, waiting, now, started,
-                                        memory, stop, rng, seconds)  # fmt: skip
+                    with store.transaction() if shared else nullcontext():
+                        reports += _take_in(settings, store, engine, waiting, now, started,
+                                            memory, stop, rng, seconds)  # fmt: skip
                     waiting = []
                 if fresh is not None:
                     waiting.append(fresh.collected(seconds))
@@ -166,9 +171,11 @@ def _fetch_and_dispatch(
     stop: threading.Event | None,
     pool: ParsePool | None,
     seconds: dict[str, float],
+    shared: bool = False,
 ) -> _Batch:
     """Fetch some sources and set what changed to be read: in the workers, at once, when
-    enough did; else here, when the batch is collected."""
+    enough did; else here, when the batch is collected (matched as it is read when the
+    database is `shared`: not while this worker holds the write lock)."""
     states = store.fetch_states(s.name for s in sources)
     requests = [source_request(s, states.get(s.name, FetchState())) for s in sources]
     t0 = time.monotonic()
@@ -178,7 +185,7 @@ def _fetch_and_dispatch(
     outcomes, to_read = _to_read(sources, fetched, states)
     jobs = [(r, s) for r, s, _ in to_read]
     return _Batch(sources, fetched, outcomes, to_read,
-                  reading(jobs, pool, engine, settings.fetch.max_text))  # fmt: skip
+                  reading(jobs, pool, engine, settings.fetch.max_text, shared))  # fmt: skip
 
 
 def _take_in(

@@ -43,6 +43,13 @@ def prepare(
 ) -> Prepared | str:
     """`result` read (or why it cannot be); with `rules` (a pickled RuleSet), matched too,
     unless the source's items get their article text first (`fulltext`)."""
+    return prepare_with(result, source, _engine(rules) if rules is not None else None, max_text)
+
+
+def prepare_with(
+    result: FetchResult, source: Source, engine: Engine | None, max_text: int = 0
+) -> Prepared | str:
+    """`prepare` with the rules' engine at hand (matching in the process that reads)."""
     read = read_items(result, source)
     if isinstance(read, str):
         return read
@@ -50,9 +57,8 @@ def prepare(
     unique = unique_with(found)
     items = [item for item, _ in unique]
     near = [identity.near for _, identity in unique]
-    if rules is None or source.fulltext:
+    if engine is None or source.fulltext:
         return Prepared(parsed, items, near)
-    engine = _engine(rules)
     matched, named = [], []
     for item in items:
         cut = clip_item(item, max_text)  # what is stored, matched and placed

@@ -18,6 +18,7 @@ import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -43,6 +44,9 @@ from monitor.pipeline import poll, sync_config
 from monitor.signals import run_signals
 from monitor.store import InstanceLock, ServerLock, StoreLocked, instance_lock, open_store
 from monitor.workers import ParsePool
+
+if TYPE_CHECKING:
+    from monitor.tasks import Dispatcher
 
 log = logging.getLogger(__name__)
 DEFAULT_TICK_SECONDS = 30
@@ -75,10 +79,20 @@ class Daemon:
         self.pool = ParsePool(ParsePool.size(settings.fetch.parse_workers))
         self.metrics = Metrics()
         self.last_tick = time.monotonic()  # the start counts as a tick for the health check
-        self._config_stamp = _stamp(settings.path)
+        self._config_stamp = file_stamp(settings.path)
         self.health_address = ("127.0.0.1", health_port) if health_port else settings.health.address
         self.health: HealthServer | None = None
         self._beat: threading.Thread | None = None
+        self._dispatcher: Dispatcher | None = None
+
+    def dispatcher(self) -> Dispatcher:
+        """The task queue's producer, made when a broker is first configured (Celery is
+        imported only then)."""
+        if self._dispatcher is None:
+            from monitor.tasks import Dispatcher
+
+            self._dispatcher = Dispatcher()
+        return self._dispatcher
 
     # -- jobs ------------------------------------------------------------------------------
 
@@ -91,10 +105,13 @@ class Daemon:
             engine, ruleset, settings = self.rules.engine, self.rules.ruleset, self.settings
         started = time.monotonic()
         with open_store(settings) as store:
-            sync_config(settings, store, now or utcnow())
-            names = set(store.due_sources((s.name for s in settings.sources), now or utcnow()))
+            moment = now or utcnow()
+            sync_config(settings, store, moment)
+            names = set(store.due_sources((s.name for s in settings.sources), moment))
             due = [s for s in settings.sources if s.name in names]
-            if due:
+            if due and settings.queue.enabled:  # the workers poll them
+                self.dispatcher().dispatch(settings, store, [s.name for s in due], moment)
+            elif due:
                 reports = poll(
                     settings,
                     store,
@@ -172,7 +189,7 @@ class Daemon:
             return self._reload(force)
 
     def _reload(self, force: bool) -> bool:
-        stamp = _stamp(self.settings.path)
+        stamp = file_stamp(self.settings.path)
         if stamp == self._config_stamp and not force:
             return False
         self._config_stamp = stamp
@@ -321,12 +338,14 @@ class Daemon:
         self._beat = threading.Thread(target=self._beat_forever, name="heartbeat", daemon=True)
         self._beat.start()
         log.info(
-            "monitor running: %d sources, %d rules, tick every %ds, database %s",
+            "monitor running: %d sources, %d rules, tick every %ds, database %s%s",
             len(self.settings.sources),
             len(self.rules.ruleset.rules),
             self.tick_seconds,
             self.settings.database,
-        )
+            f", polled by the workers of {self.settings.queue.shown}"
+            if self.settings.queue.enabled else "",
+        )  # fmt: skip
 
     def stop(self) -> None:
         log.info("stopping: abandoning fetches in flight, waiting for writes to finish")
@@ -400,7 +419,7 @@ def _writable_folder(folder: Path) -> bool:
     return folder.is_dir() and os.access(folder, os.W_OK)
 
 
-def _stamp(path: Path) -> tuple[int, int] | None:
+def file_stamp(path: Path) -> tuple[int, int] | None:
     try:
         info = path.stat()
     except OSError:

@@ -16,7 +16,7 @@ from multiprocessing import get_context
 from monitor.match import Engine
 from monitor.models import FetchResult, Source
 from monitor.parse import warm_up
-from monitor.prepare import Prepared, pickled_rules, prepare
+from monitor.prepare import Prepared, pickled_rules, prepare, prepare_with
 
 log = logging.getLogger(__name__)
 
@@ -95,12 +95,15 @@ def reading(
     pool: ParsePool | None,
     engine: Engine,
     max_text: int,
+    match_here: bool = False,
 ) -> Callable[[], list[Read]]:
     """The documents being read: in the workers (and matched there) when there are enough of
-    them, else here when asked (and only the new items are matched, later)."""
+    them, else here when asked (and only the new items are matched, later, unless
+    `match_here`: then as they are read)."""
 
     def here() -> list[Read]:
-        return [prepare(result, source) for result, source in jobs]
+        rules = engine if match_here else None
+        return [prepare_with(result, source, rules, max_text) for result, source in jobs]
 
     if pool is None or len(jobs) < PARALLEL_MIN:
         return here

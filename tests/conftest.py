@@ -365,3 +365,35 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = [item for item in items if item not in dropped]
+
+
+def require_service(host: str, port: int, what: str) -> None:
+    """Skip the test, saying why, when a service it needs does not answer on host:port; with
+    NM_REQUIRE_SERVICES=1 (CI that starts them), fail it instead."""
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+    except OSError as exc:
+        reason = f"{what} is not reachable on {host}:{port} ({exc})"
+        if os.environ.get("NM_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"{reason}, and NM_REQUIRE_SERVICES=1 requires it")
+        pytest.skip(f"{reason}; set NM_REQUIRE_SERVICES=1 to fail instead of skipping")
+
+
+REDIS = ("127.0.0.1", 6379)
+RABBITMQ = ("127.0.0.1", 5672)
+
+
+@pytest.fixture
+def redis_broker(worker_id: str) -> Iterator[str]:
+    """A Redis broker address on a database of this test process's own (10 for the first
+    xdist worker, 11 for the second, ...), emptied before and after the test: tests running
+    side by side never share a queue, and no other database of the server is touched."""
+    require_service(*REDIS, "Redis")
+    import redis
+
+    number = 10 + (int(worker_id.removeprefix("gw")) if worker_id.startswith("gw") else 0) % 6
+    client = redis.Redis(*REDIS, db=number)
+    client.flushdb()
+    yield f"redis://{REDIS[0]}:{REDIS[1]}/{number}"
+    client.flushdb()
+    client.close()

@@ -12,6 +12,7 @@ from monitor.config import (
     DigestSettings,
     FetchSettings,
     NotifySettings,
+    QueueSettings,
     SignalSettings,
     SmtpSettings,
     UiSettings,
@@ -36,7 +37,7 @@ def test_every_command_is_documented() -> None:
 
 def test_every_setting_is_documented() -> None:
     keys = {f.name for cls in (FetchSettings, SmtpSettings, DigestSettings, SignalSettings,
-                               NotifySettings, UiSettings)
+                               NotifySettings, UiSettings, QueueSettings)
             for f in dataclasses.fields(cls)}  # fmt: skip
     missing = sorted(k for k in keys if f"{k} =" not in README and f".{k}" not in README)
     assert missing == []

@@ -46,6 +46,7 @@ sources.sources.add_command(opml.sources_export)
 
 for command in (
     service.run,
+    service.worker,
     service.status,
     service.prune,
     service.once,

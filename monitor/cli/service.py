@@ -37,6 +37,30 @@ def run(ctx: click.Context, tick: int, health_port: int | None) -> None:
 
 
 @click.command()
+@click.option(
+    "--pool",
+    type=click.Choice(["prefork", "solo"]),
+    default="prefork",
+    show_default=True,
+    help="prefork: CONCURRENCY processes; solo: one task at a time in this process.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Tasks run at once (processes of the prefork pool).",
+)
+@click.pass_context
+@clean_errors
+def worker(ctx: click.Context, pool: str, concurrency: int) -> None:
+    """Poll the sources the service queues on the [queue] broker (run several, anywhere)."""
+    from monitor.tasks import run_worker
+
+    sys.exit(run_worker(settings_of(ctx), pool, 1 if pool == "solo" else concurrency))
+
+
+@click.command()
 @click.option("--check", is_flag=True, help="Only check the service's heartbeat; exit 1 if stale.")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON object.")
 @click.pass_context

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from monitor.store.base import AlreadyClaimed, StoreBase, StoreLocked, guard_errors
 from monitor.store.feedback import FeedbackTable
 from monitor.store.items import ItemTable
+from monitor.store.leases import Leases
 from monitor.store.outbox import OutboxTable
 from monitor.store.service import InstanceLock, ServerLock, ServiceTable, instance_lock
 from monitor.store.signals import SignalTable
@@ -37,7 +38,7 @@ __all__ = [
 
 
 @guard_errors
-class Store(ItemTable, OutboxTable, ServiceTable, SignalTable, FeedbackTable, StoreBase):
+class Store(ItemTable, OutboxTable, ServiceTable, SignalTable, FeedbackTable, Leases, StoreBase):
     """The database of one service. A context manager: `with Store(path) as store: ...`."""
 
 

@@ -14,6 +14,7 @@ from monitor.dedupe import Identity
 from monitor.lang import detect
 from monitor.models import Item
 from monitor.normalise import fold
+from monitor.store.hosts import add_host_gates
 from monitor.stories import entity_keys
 
 
@@ -331,6 +332,7 @@ MIGRATIONS: list[Callable[[Database], None]] = [
     _add_signals,
     _add_feedback,
     _order_item_keys,
+    add_host_gates,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -108,8 +108,18 @@ def _baseline(conn: PgConnection) -> None:
             conn.raw.execute(statement)
 
 
+def _add_host_gates(conn: PgConnection) -> None:
+    """hosts.add_host_gates: each host's turn, shared by every worker (seconds since the
+    epoch)."""
+    conn.raw.execute(
+        f"CREATE TABLE host_gates (host {TEXT} PRIMARY KEY,"
+        " busy_until double precision NOT NULL DEFAULT 0,"
+        " next_allowed double precision NOT NULL DEFAULT 0)"
+    )
+
+
 # The PostgreSQL twin of every SQLite step after the baseline, by the version it leaves.
-STEPS: dict[int, Callable[[PgConnection], None]] = {}
+STEPS: dict[int, Callable[[PgConnection], None]] = {13: _add_host_gates}
 
 
 def migrate(conn: PgConnection, target: int) -> int:

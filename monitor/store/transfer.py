@@ -44,6 +44,7 @@ TABLES: dict[str, str] = {
     "signal_progress": "key, value",
     "feedback": "id, hit_id, item_id, rule, verdict, created_at",
     "item_keys": "key, seq, item_id",
+    "host_gates": "host, busy_until, next_allowed",
 }
 # Columns the target numbers itself from here on: its counters start after the copied rows.
 NUMBERED = {"items": "rowid", "item_sources": "rowid", "hits": "id", "digests": "id",

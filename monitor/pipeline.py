@@ -114,6 +114,8 @@ def poll(
                 fresh = _fetch_and_dispatch(settings, store, engine, part, memory, stop, pool,
                                             seconds, shared) if part else None  # fmt: skip
                 if waiting and (fresh is None or sum(w.items for w in waiting) >= take_in):
+                    # shared: the article pages of `fulltext` sources are fetched inside
+                    # this transaction, so other workers wait for them (to be moved out)
                     with store.transaction() if shared else nullcontext():
                         reports += _take_in(settings, store, engine, waiting, now, started,
                                             memory, stop, rng, seconds)  # fmt: skip

@@ -23,6 +23,7 @@ class StatusReport:
     heartbeat: str
     sources: list[SourceStatus] = field(default_factory=list)
     outbox: OutboxStatus | None = None
+    queue: str = ""  # the broker the workers take sources from (password masked), if any
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -31,10 +32,13 @@ class StatusReport:
             "heartbeat": self.heartbeat,
             "sources": [_source_dict(s) for s in self.sources],
             "outbox": _outbox_dict(self.outbox),
+            "queue": self.queue or None,
         }
 
     def lines(self) -> list[str]:
         out = [f"service: {'ok' if self.healthy else 'NOT RUNNING OR STUCK'} ({self.heartbeat})"]
+        if self.queue:
+            out.append(f"queue: {self.queue}: sources are polled by the workers")
         failing = sum(1 for s in self.sources if s.state != "ok")
         out.append(f"sources: {len(self.sources)} configured, {failing} failing")
         out.append(
@@ -55,7 +59,7 @@ def collect_status(settings: Settings, heartbeat_only: bool = False) -> StatusRe
     now = utcnow()
     with open_store(settings) as store:
         healthy, heartbeat = heartbeat_check(store, now)
-        report = StatusReport(now, healthy, heartbeat)
+        report = StatusReport(now, healthy, heartbeat, queue=settings.queue.shown)
         if heartbeat_only:
             return report
         store.sync_sources(settings.sources)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
 import signal
 import socket
@@ -94,6 +95,18 @@ def test_queue_setting_errors_name_file_and_line(tmp_path, queue, line, message)
     header = config.read_text("utf-8").splitlines().index("[queue]") + 1
     assert described.startswith(f"{config}:{header + line}: ") and message in described
     assert "pw@" not in described  # a password in a wrong address is not repeated
+
+
+def test_status_names_the_broker_without_its_password(tmp_path):
+    config = queue_config(tmp_path, 'broker = "redis://:s3cret@127.0.0.1:6379/3"')
+    done = monitor(config, "status")
+    assert done.returncode == 0, done.stderr
+    assert "queue: redis://:***@127.0.0.1:6379/3: sources are polled by the workers" in done.stdout
+    assert "s3cret" not in done.stdout + done.stderr
+    shown = json.loads(monitor(config, "status", "--json").stdout)["queue"]
+    assert shown == "redis://:***@127.0.0.1:6379/3"
+    plain = write_config(tmp_path, [])
+    assert "queue:" not in monitor(plain, "status").stdout
 
 
 def test_worker_without_a_broker_is_a_config_error(tmp_path):

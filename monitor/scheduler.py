@@ -43,6 +43,7 @@ from monitor.notify import queue_pushes
 from monitor.pipeline import poll, sync_config
 from monitor.signals import run_signals
 from monitor.store import InstanceLock, ServerLock, StoreLocked, instance_lock, open_store
+from monitor.store.postgres import masked
 from monitor.workers import ParsePool
 
 if TYPE_CHECKING:
@@ -84,6 +85,8 @@ class Daemon:
         self.health: HealthServer | None = None
         self._beat: threading.Thread | None = None
         self._dispatcher: Dispatcher | None = None
+        self.instance: InstanceLock | ServerLock | None = None  # held while run_forever runs
+        self._leading_now = True
 
     def dispatcher(self) -> Dispatcher:
         """The task queue's producer, made when a broker is first configured (Celery is
@@ -124,11 +127,12 @@ class Daemon:
                 )
                 self.metrics.observe_cycle(reports)
             run_signals(store, settings.signals)
-            if settings.alerts is not None and not self.stopping.is_set():
+            sending = not self.stopping.is_set() and self.leading()
+            if settings.alerts is not None and sending:
                 queue_alert(settings, store, ruleset, now)
-            if settings.notify and not self.stopping.is_set():
+            if settings.notify and sending:
                 queue_pushes(settings, store, ruleset, now)
-            if not self.stopping.is_set():
+            if sending:
                 deliver_pending(
                     store, deliverer_for(settings), now, self.stopping,
                     self.metrics.observe_delivery,
@@ -140,11 +144,25 @@ class Daemon:
         self.metrics.last_tick.set(time.time())
         self.metrics.tick_seconds.set(self.last_tick - started)
 
+    def leading(self) -> bool:
+        """Whether this scheduler is the one that sends: it holds the instance lock (on
+        PostgreSQL a lost session loses it, and another scheduler may have it now)."""
+        held = self.instance is None or self.instance.still_held()
+        if held != self._leading_now:
+            self._leading_now = held
+            if held:
+                log.warning("instance lock held again: sending digests and alerts")
+            else:
+                log.warning("instance lock lost to another scheduler: sending nothing")
+        return held
+
     def digest(self, config: DigestSettings) -> None:
         """Send one digest now. If the database stays locked past the busy timeout, the
         digest is tried again a minute later rather than waiting for its next cron time."""
         with self._lock:
             ruleset, settings = self.rules.ruleset, self.settings
+        if not self.leading():
+            return
         try:
             with open_store(settings) as store:
                 send_digests(settings, store, ruleset, [config.name], stop=self.stopping,
@@ -342,7 +360,7 @@ class Daemon:
             len(self.settings.sources),
             len(self.rules.ruleset.rules),
             self.tick_seconds,
-            self.settings.database,
+            masked(str(self.settings.database)),
             f", polled by the workers of {self.settings.queue.shown}"
             if self.settings.queue.enabled else "",
         )  # fmt: skip
@@ -372,6 +390,7 @@ class Daemon:
         signal.signal(signal.SIGHUP, lambda *_: self.reload_requested.set())
         lock = instance_lock(self.settings.database, self.settings.busy_timeout)
         self._check_storage(lock)
+        self.instance = lock
         try:
             self.start()
             try:

@@ -84,36 +84,47 @@ def execute(database: object, sql: str, params: tuple = ()) -> None:
 
 
 class CutProxy:
-    """A TCP forwarder on 127.0.0.1 in front of a real server, that a test can cut (every
-    connection through it dropped, new ones refused) and restore: an outage of the server as
-    its clients see it, without stopping the server other tests use."""
+    """A TCP port on 127.0.0.1 forwarding to a real server while up; cut, it refuses new
+    connections and drops the open ones: the server's outage as its clients see it, without
+    stopping the server other tests use. Restored, it listens on the same port again."""
 
-    def __init__(self, host: str, port: int) -> None:
-
-        self.target = (host, port)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.up = threading.Event()
-        self.up.set()
+    def __init__(self, target: tuple[str, int], up: bool = True) -> None:
+        self.target = target
+        probe = socket.create_server(("127.0.0.1", 0))
+        self.port = probe.getsockname()[1]
+        probe.close()
+        self.listener: socket.socket | None = None
         self._open: list[socket.socket] = []
         self._guard = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
+        if up:
+            self.restore()
 
-    def _accept(self) -> None:
+    def restore(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
 
+    def cut(self) -> None:
+        if self.listener is not None:
+            # shutdown wakes the thread blocked in accept(), which close() alone would
+            # leave waiting, to take one more connection
+            with suppress(OSError):
+                self.listener.shutdown(socket.SHUT_RDWR)
+            self.listener.close()
+            self.listener = None
+        with self._guard:
+            for end in self._open:
+                with suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+                end.close()
+            self._open.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
         while True:
             try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return  # closed
-            if not self.up.is_set():
-                client.close()
-                continue
-            try:
+                client, _ = listener.accept()
                 server = socket.create_connection(self.target, timeout=5)
             except OSError:
-                client.close()
-                continue
+                return  # cut
             with self._guard:
                 self._open += [client, server]
             for a, b in ((client, server), (server, client)):
@@ -121,27 +132,8 @@ class CutProxy:
 
     @staticmethod
     def _pipe(source: socket.socket, sink: socket.socket) -> None:
-        try:
+        with suppress(OSError):
             while data := source.recv(65536):
                 sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for end in (source, sink):
-                with suppress(OSError):
-                    end.close()
-
-    def cut(self) -> None:
-        self.up.clear()
-        with self._guard:
-            for end in self._open:
-                with suppress(OSError):
-                    end.shutdown(socket.SHUT_RDWR)
-            self._open.clear()
-
-    def restore(self) -> None:
-        self.up.set()
-
-    def close(self) -> None:
-        self.cut()
-        self.listener.close()
+        with suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)

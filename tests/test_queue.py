@@ -5,12 +5,10 @@ host), mail to an aiosmtpd server. Skipped, saying why, when the broker is not r
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -27,14 +25,13 @@ from conftest import (
     FeedServer,
     Response,
     farm_limits,
-    free_port,
     make_rss,
     require_service,
     settled,
     write_config,
 )
 from mailtools import parts
-from services import database_of
+from services import CutProxy, database_of
 from test_service_daemon import query, wait_for
 from test_service_operations import monitor
 
@@ -371,55 +368,11 @@ def test_two_workers_share_each_host_one_request_at_a_time(tmp_path, farm, redis
     assert all("source " in log for log in logs), "both workers polled"
 
 
-class Forwarder:
-    """A TCP port that forwards to the real broker while up; taken down, it refuses new
-    connections and cuts the open ones: the broker's outage, as its clients see it."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.port = free_port()
-        self.listener: socket.socket | None = None
-        self.open: list[socket.socket] = []
-
-    def up(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", self.port))
-        threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
-
-    def down(self) -> None:
-        if self.listener is not None:
-            self.listener.close()
-            self.listener = None
-        for conn in self.open:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-            conn.close()
-        self.open.clear()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(self.target)
-            self.open += [client, server]
-            for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := source.recv(65536):
-                sink.sendall(data)
-        with contextlib.suppress(OSError):
-            sink.shutdown(socket.SHUT_WR)
-
-
 def test_a_broker_outage_pauses_work_with_one_line_and_it_resumes(tmp_path, farm, redis_broker):
     """The broker is away when the scheduler and a worker start: the scheduler says so
     once, fetches nothing itself and keeps the sources due; when the broker is back, the
     worker connects and polls them."""
-    forwarder = Forwarder(REDIS)
+    forwarder = CutProxy(REDIS, up=False)
     broker = redis_broker.replace(f":{REDIS[1]}/", f":{forwarder.port}/")
     sources, expected = publish(farm[:2], 6, 2, delay=0)
     config = write_config(tmp_path, sources, extra=queue_extra(broker))
@@ -431,13 +384,13 @@ def test_a_broker_outage_pauses_work_with_one_line_and_it_resumes(tmp_path, farm
         wait_for(lambda: "unreachable" in log.read_text("utf-8"), "the outage logged")
         time.sleep(2.5)  # more ticks, each trying again
         assert query(db, "SELECT count(*) FROM items") == [(0,)]
-        forwarder.up()
+        forwarder.restore()
         stored = "SELECT guid FROM items ORDER BY guid"
         wait_for(lambda: [g for (g,) in query(db, stored)] == expected, "every item stored")
     finally:
         scheduler.stdin.close()
         stop([worker, scheduler])
-        forwarder.down()
+        forwarder.cut()
     text = log.read_text("utf-8")
     assert text.count("unreachable") == 1 and "Traceback" not in text
     assert f"broker {broker} unreachable, 6 sources wait until it is back" in text

@@ -25,13 +25,13 @@ def proxied(monkeypatch):
     """A schema of the test's own, reached through a forwarder the test can cut."""
     with postgres_schema() as url:
         parts = urlsplit(url)
-        proxy = CutProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+        proxy = CutProxy((parts.hostname or "127.0.0.1", parts.port or 5432))
         through = url.replace(parts.netloc, f"127.0.0.1:{proxy.port}", 1)
         monkeypatch.setenv("MONITOR_DATABASE", through)
         try:
             yield proxy, url
         finally:
-            proxy.close()
+            proxy.cut()
 
 
 def test_the_service_rides_out_a_database_outage(tmp_path, feed_server, smtp_server, proxied,

@@ -11,9 +11,11 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from conftest import write_config
+from services import CutProxy
 from test_cycle_equivalence import FEEDS, NOW, ROOT, publish
 
 from monitor.config import error_line, load_settings
@@ -212,3 +214,33 @@ def test_one_service_per_database_held_by_the_server(postgres_url):
             assert time.monotonic() < deadline, "the killed holder's lock was never freed"
             time.sleep(0.1)
     again.release()
+
+
+def test_a_lock_lost_with_its_session_is_known_and_taken_again_when_free(postgres_url):
+    """The scheduler's session goes (a network cut): it no longer leads while another
+    scheduler holds the lock, and leads again once the lock is free."""
+    parts = urlsplit(postgres_url)
+    proxy = CutProxy((parts.hostname or "127.0.0.1", parts.port or 5432))
+    through = postgres_url.replace(parts.netloc, f"127.0.0.1:{proxy.port}", 1)
+    try:
+        first = instance_lock(through, busy_timeout=2)
+        first.acquire()
+        assert first.still_held()
+        proxy.cut()
+        other = instance_lock(postgres_url)
+        deadline = time.monotonic() + 20
+        while True:  # the server notices the dead session, then the lock is free
+            try:
+                other.acquire()
+                break
+            except StoreError:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        assert not first.still_held()
+        proxy.restore()
+        assert not first.still_held()  # reachable again, but another holds it
+        other.release()
+        assert first.still_held()
+        first.release()
+    finally:
+        proxy.cut()

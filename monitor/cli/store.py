@@ -26,7 +26,7 @@ def migrate_store(ctx: click.Context, destination: str) -> None:
 
     settings = settings_of(ctx)
     origin = settings.database
-    click.echo(f"copying {origin} into {masked(destination)}")
+    click.echo(f"copying {masked(str(origin))} into {masked(destination)}")
     copied = move_store(origin, destination, settings.busy_timeout,
                         lambda table, rows: click.echo(f"  {table}: {rows} rows"))  # fmt: skip
     click.echo(

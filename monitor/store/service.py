@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 from typing import IO
@@ -143,6 +144,24 @@ class ServerLock:
             self._conn.close()  # closing the session releases the lock
             self._conn = None
 
+    def still_held(self) -> bool:
+        """Whether this process still holds the lock. A session the server lost (a network
+        cut, a restart) lost the lock with it, and another scheduler may have taken it: the
+        lock is taken again if it is free, else this process is no longer the one."""
+        if self._conn is not None:
+            try:
+                self._conn.execute("SELECT 1").fetchone()
+                return True
+            except (*errors(), OSError):
+                with suppress(*errors(), OSError):
+                    self._conn.close()
+                self._conn = None
+        try:
+            self.acquire()
+        except StoreError:
+            return False
+        return True
+
 
 def _lock_holder(conn: PgConnection, key: int) -> str:
     sql = (
@@ -188,6 +207,9 @@ class InstanceLock:
         handle.write(str(os.getpid()))
         handle.flush()
         self._file = handle
+
+    def still_held(self) -> bool:
+        return self._file is not None  # the kernel keeps a file lock while the process lives
 
     def release(self) -> None:
         if self._file is not None:

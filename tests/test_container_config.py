@@ -91,3 +91,31 @@ def test_a_bad_variable_is_one_line_naming_it(tmp_path, env, named):
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1 and named in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_scale_compose_file_runs_commands_and_settings_that_exist(tmp_path, monkeypatch):
+    """docker-compose.scale.yml: its scheduler and workers run real commands, and the
+    environment it gives them puts the store on PostgreSQL and the work on Redis, with the
+    password left to libpq (never in a URL)."""
+    import yaml
+    from click.testing import CliRunner
+
+    from monitor.cli import main
+    from monitor.config import load_settings
+
+    compose = yaml.safe_load((Path(__file__).parents[1] / "docker-compose.scale.yml").read_text())
+    services = compose["services"]
+    assert {"postgres", "redis", "scheduler", "worker"} <= set(services)
+    for name in ("scheduler", "worker"):
+        command = services[name]["command"]
+        assert command[0] == "monitor"
+        shown = CliRunner().invoke(main, [*command[1:], "--help"])
+        assert shown.exit_code == 0, (name, shown.output)
+    env = services["worker"]["environment"]
+    assert "PGPASSWORD" in env and "@" in env["MONITOR_DATABASE"]
+    assert ":" not in env["MONITOR_DATABASE"].split("//", 1)[1].split("@", 1)[0]  # no password
+    for key in ("MONITOR_DATABASE", "MONITOR_BROKER"):
+        monkeypatch.setenv(key, env[key])
+    settings = load_settings(write_config(tmp_path, []))
+    assert settings.database == env["MONITOR_DATABASE"]
+    assert settings.queue.broker == env["MONITOR_BROKER"] and settings.queue.enabled

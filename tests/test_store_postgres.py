@@ -4,7 +4,6 @@ the same items, the reads the digest and the web view make give the same answers
 
 from __future__ import annotations
 
-import os
 import random
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import pytest
 from conftest import write_config
 from services import CutProxy
 from test_cycle_equivalence import FEEDS, NOW, ROOT, publish
+from test_service_operations import monitor
 
 from monitor.config import error_line, load_settings
 from monitor.errors import ConfigError, StoreError
@@ -97,7 +97,7 @@ def test_migrate_store_copies_every_row_and_the_copy_goes_on(tmp_path, feed_serv
     text = config.read_text(encoding="utf-8")
     config.write_text(text.replace(str(tmp_path / "sqlite" / "monitor.db"),
                                    str(tmp_path / "monitor.db")), encoding="utf-8")  # fmt: skip
-    moved = cli(config, "migrate-store", "--to", postgres_url)
+    moved = monitor(config, "migrate-store", "--to", postgres_url)
     assert moved.returncode == 0, moved.stderr
     assert "item_keys:" in moved.stdout and "every table's count checked" in moved.stdout
     with Store(postgres_url) as pg:
@@ -107,15 +107,9 @@ def test_migrate_store_copies_every_row_and_the_copy_goes_on(tmp_path, feed_serv
         before = max(r[0] for r in rows(pg, "hits"))
         digest_id = pg.record_digest("weekly", "s", "<n@x>", [], b"m", [before], NOW)
         assert digest_id == 2  # the counters go on after the copied rows
-    again = cli(config, "migrate-store", "--to", postgres_url)
+    again = monitor(config, "migrate-store", "--to", postgres_url)
     assert again.returncode == 1 and "already holds" in again.stderr
     assert "Traceback" not in again.stderr
-
-
-def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MONITOR_CONFIG": str(config)}
-    return subprocess.run([sys.executable, "-m", "monitor", *args], capture_output=True,
-                          text=True, env=env, timeout=120)  # fmt: skip
 
 
 def test_a_write_held_elsewhere_is_waited_for_then_store_locked(postgres_url):

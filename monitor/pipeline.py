@@ -96,7 +96,7 @@ def poll(
     given = list(settings.sources if sources is None else sources)
     sources = _spread_hosts(given)
     started = now or utcnow()
-    sync_config(settings, store, started)
+    sync_config(settings, store, started, given)  # a task's few, not the many of the config
     memory = memory or Politeness()
     rng = rng or random.Random()
     own_pool = None
@@ -268,9 +268,12 @@ def _log_cycle(reports: Sequence[SourceReport], **seconds: float) -> None:
     )  # fmt: skip
 
 
-def sync_config(settings: Settings, store: Store, now: datetime) -> None:
-    """Bring the configured sources and digests into the database (writes only changes)."""
-    store.sync_sources(settings.sources)
+def sync_config(
+    settings: Settings, store: Store, now: datetime, sources: Sequence[Source] | None = None
+) -> None:
+    """Bring the configured sources (or only these of them) and digests into the database
+    (writes only changes)."""
+    store.sync_sources(settings.sources if sources is None else sources)
     store.sync_digests([(d.name, d.first_hits(now)) for d in settings.digests])
 
 

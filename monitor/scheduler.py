@@ -81,6 +81,7 @@ class Daemon:
         self.metrics = Metrics()
         self.last_tick = time.monotonic()  # the start counts as a tick for the health check
         self._config_stamp = file_stamp(settings.path)
+        self._synced: Settings | None = None  # the settings last brought into the database
         self.health_address = ("127.0.0.1", health_port) if health_port else settings.health.address
         self.health: HealthServer | None = None
         self._beat: threading.Thread | None = None
@@ -109,7 +110,9 @@ class Daemon:
         started = time.monotonic()
         with open_store(settings) as store:
             moment = now or utcnow()
-            sync_config(settings, store, moment)
+            if settings is not self._synced:  # a tick reads and writes no config otherwise
+                sync_config(settings, store, moment)
+                self._synced = settings
             names = set(store.due_sources((s.name for s in settings.sources), moment))
             due = [s for s in settings.sources if s.name in names]
             if due and settings.queue.enabled:  # the workers poll them

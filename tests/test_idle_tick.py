@@ -44,3 +44,39 @@ def test_an_idle_tick_writes_nothing_and_the_service_still_looks_alive(
         assert healthy, why
     finally:
         daemon.pool.close()
+
+
+def test_the_config_is_brought_into_the_database_when_it_changed_not_every_tick(
+    tmp_path, feed_server, smtp_server, monkeypatch
+) -> None:
+    """At 100,000 sources, comparing every configured source with its row costs a tick
+    a second or more: a tick compares them after the config was (re)loaded only."""
+    feed_server.routes["/feed.xml"] = Response(200, make_rss("feed", range(3)))
+    feed_server.routes["/other.xml"] = Response(200, make_rss("other", range(2)))
+    first = [{"name": "feed", "url": feed_server.url("/feed.xml"), "interval": "10m"}]
+    config = write_config(tmp_path, first, smtp=smtp_server)
+    synced: list[list[str]] = []
+    real = Store.sync_sources
+
+    def counted(store: Store, sources) -> None:
+        sources = list(sources)
+        synced.append([s.name for s in sources])
+        real(store, sources)
+
+    monkeypatch.setattr(Store, "sync_sources", counted)
+    daemon = Daemon(load_settings(config), tick_seconds=5)
+    try:
+        daemon.tick(T0)
+        for minute in range(1, 4):
+            daemon.tick(T0 + timedelta(minutes=minute))
+        assert synced == [["feed"], ["feed"]]  # the tick's, then the poll's of what it polls
+        other = {"name": "other", "url": feed_server.url("/other.xml"), "interval": "10m"}
+        write_config(tmp_path, [*first, other], smtp=smtp_server)
+        daemon.reload(force=True)
+        daemon.tick(T0 + timedelta(minutes=5))
+        assert synced[2:] == [["feed", "other"], ["other"]]
+        assert feed_server.hits("/other.xml") == 1
+        with Store(load_settings(config).database) as store:
+            assert {s.name for s in store.source_statuses()} == {"feed", "other"}
+    finally:
+        daemon.pool.close()

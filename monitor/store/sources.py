@@ -13,6 +13,7 @@ from monitor.models import CycleOutcome, FetchState, Source, SourceStatus
 from monitor.store.base import StoreBase
 
 _CONFIG_COLUMNS = ("name", "url", "kind", "interval", "tags")
+_SYNC_BY_NAME = 1_000  # up to this many sources, compared by name; more, with the whole table
 # A source that moved to a new address starts from a clean conditional-GET state.
 _SYNC = """
     INSERT INTO sources (name, url, kind, interval, tags) VALUES (?, ?, ?, ?, ?)
@@ -38,7 +39,9 @@ class SourceTable(StoreBase):
         only when the config differs from what is stored, so a command that merely reads
         (status, sources) never queues for the write lock."""
         wanted = [(s.name, s.url, s.kind, s.interval, json.dumps(list(s.tags))) for s in sources]
-        stored = set(self.conn.execute(f"SELECT {', '.join(_CONFIG_COLUMNS)} FROM sources"))
+        # a worker's task names a few of many sources: read back only theirs
+        names = [row[0] for row in wanted] if len(wanted) <= _SYNC_BY_NAME else None
+        stored = set(self._of_sources(f"SELECT {', '.join(_CONFIG_COLUMNS)} FROM sources", names))
         changed = [row for row in wanted if row not in stored]
         if changed:
             with self.transaction():

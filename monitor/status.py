@@ -15,6 +15,8 @@ from monitor.health import heartbeat_check
 from monitor.models import OutboxMessage, SourceStatus
 from monitor.store import open_store
 
+OVERDUE_AFTER = 300  # seconds a source may stay due before the status calls it overdue
+
 
 @dataclass
 class StatusReport:
@@ -33,14 +35,23 @@ class StatusReport:
             "sources": [_source_dict(s) for s in self.sources],
             "outbox": _outbox_dict(self.outbox),
             "queue": self.queue or None,
+            "overdue": self.overdue(),
         }
+
+    def overdue(self) -> int:
+        """Sources due for longer than OVERDUE_AFTER: the polling does not keep up."""
+        late = self.now - timedelta(seconds=OVERDUE_AFTER)
+        return sum(1 for s in self.sources if s.next_check is not None and s.next_check < late)
 
     def lines(self) -> list[str]:
         out = [f"service: {'ok' if self.healthy else 'NOT RUNNING OR STUCK'} ({self.heartbeat})"]
         if self.queue:
             out.append(f"queue: {self.queue}: sources are polled by the workers")
         failing = sum(1 for s in self.sources if s.state != "ok")
-        out.append(f"sources: {len(self.sources)} configured, {failing} failing")
+        line = f"sources: {len(self.sources)} configured, {failing} failing"
+        if overdue := self.overdue():
+            line += f", {overdue} overdue (due over {OVERDUE_AFTER // 60} min ago: add workers)"
+        out.append(line)
         out.append(
             f"{'SOURCE':28} {'STATE':8} {'LAST SUCCESS':13} {'NEXT DUE':10} "
             f"{'ITEMS/24H':>9} {'HITS/24H':>8}  LAST ERROR"

@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -19,6 +20,7 @@ from monitor.clock import utcnow
 from monitor.config import load_settings
 from monitor.health import record_heartbeat
 from monitor.scheduler import Daemon
+from monitor.status import collect_status
 from monitor.store import Store
 
 pytestmark = pytest.mark.usefixtures("both_stores")
@@ -91,6 +93,23 @@ def test_status_lists_failing_sources_first_with_outbox(tmp_path, feed_server):
     data = json.loads(monitor(config, "status", "--json").stdout)
     assert [s["name"] for s in data["sources"]] == ["Bad", "Good"]
     assert data["sources"][1]["items_day"] == 3 and data["outbox"]["pending"] == 0
+    assert data["overdue"] == 0 and "overdue" not in lines[1]
+
+
+def test_status_counts_the_sources_the_polling_leaves_waiting(tmp_path, feed_server):
+    """Sources due for minutes mean the service (or its workers) cannot keep up."""
+    config = write_config(tmp_path, sources(feed_server))
+    monitor(config, "once")
+    report = collect_status(load_settings(config))
+    late = report.now - timedelta(minutes=10)
+    report.sources = [replace(report.sources[0], next_check=late), *report.sources[1:]]
+    assert report.overdue() == 1
+    assert (
+        "2 configured, 1 failing, 1 overdue (due over 5 min ago: add workers)"
+        in (report.lines()[1])
+    )
+    report.sources[0] = replace(report.sources[0], next_check=report.now - timedelta(minutes=1))
+    assert report.overdue() == 0
 
 
 def test_status_check_follows_the_heartbeat(tmp_path):

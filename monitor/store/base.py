@@ -112,15 +112,19 @@ class StoreBase:
         self.close()
 
     @contextmanager
-    def transaction(self, serial: bool = True) -> Iterator[None]:
+    def transaction(self, serial: bool = True, durable: bool = True) -> Iterator[None]:
         """One atomic write: `BEGIN IMMEDIATE` outermost, a savepoint when nested. On
         PostgreSQL the outermost takes the write lock, unless `serial` is False: a write
-        that locks the rows it changes itself (an outbox lease) need not queue for it."""
+        that locks the rows it changes itself (an outbox lease) need not queue for it; and
+        one that is not `durable` (state a server crash may lose, such as a host's turn)
+        does not wait for the server's disk."""
         savepoint = f"sp{self._depth}"
         try:
             self.conn.execute(f"SAVEPOINT {savepoint}" if self._depth else "BEGIN IMMEDIATE")
             if self.postgres and serial and not self._depth:
                 self.conn.execute("SELECT pg_advisory_xact_lock(?)", [self.conn.lock_key])
+            if self.postgres and not durable and not self._depth:
+                self.conn.execute("SET LOCAL synchronous_commit = off")
         except database_errors() as exc:
             if not self._depth and self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")

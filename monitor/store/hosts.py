@@ -3,7 +3,7 @@ the pause between two requests, whichever process makes them (`fetch.py` asks; t
 the state). Times are seconds since the epoch, as every process on the database agrees on
 the wall clock, not on a monotonic one.
 
-A claim is one conditional UPDATE inside a write transaction: it succeeds only when the host
+A claim is one conditional upsert inside a write transaction: it succeeds only when the host
 is neither busy (another request in flight whose claim has not run out) nor resting (its
 pause, or a Retry-After, still running). The claim's end is its token: a release whose claim
 ran out and was taken over by another worker changes nothing.
@@ -27,9 +27,11 @@ def add_host_gates(db: Database) -> None:
     )
 
 
+# one statement: a host seen for the first time is taken as it is added
 _CLAIM = """
-    UPDATE host_gates SET busy_until = ?
-    WHERE host = ? AND busy_until <= ? AND next_allowed <= ?
+    INSERT INTO host_gates (host, busy_until) VALUES (?, ?)
+    ON CONFLICT (host) DO UPDATE SET busy_until = excluded.busy_until
+    WHERE host_gates.busy_until <= ? AND host_gates.next_allowed <= ?
 """
 
 
@@ -40,11 +42,11 @@ class HostGates:
     def claim_host(self, host: str, now: float, until: float) -> tuple[float, float] | None:
         """Take the host until `until` (the claim's end if it is never released): None when
         taken, else how long it stays (busy, resting) in seconds, 0 for what it is not.
-        The conditional UPDATE locks the host's row itself: on PostgreSQL a claim need not
-        queue for the write lock behind another worker's take-in."""
-        with self.transaction(serial=False):
-            self.conn.execute("INSERT OR IGNORE INTO host_gates (host) VALUES (?)", [host])
-            if self.conn.execute(_CLAIM, [until, host, now, now]).rowcount:
+        The conditional upsert locks the host's row itself: on PostgreSQL a claim need not
+        queue for the write lock behind another worker's take-in, nor wait for the disk (a
+        turn lost in a server crash runs out by itself)."""
+        with self.transaction(serial=False, durable=False):
+            if self.conn.execute(_CLAIM, [host, until, now, now]).rowcount:
                 return None
             busy, allowed = self.conn.execute(
                 "SELECT busy_until, next_allowed FROM host_gates WHERE host = ?", [host]
@@ -54,7 +56,7 @@ class HostGates:
     def release_host(self, host: str, until: float, next_allowed: float) -> None:
         """End the claim that ends at `until` (if it is still this one); the host rests
         until `next_allowed` (a later rest already set, such as a Retry-After, stays)."""
-        with self.transaction(serial=False):
+        with self.transaction(serial=False, durable=False):
             self.conn.execute(
                 "UPDATE host_gates SET busy_until = 0, next_allowed ="
                 " CASE WHEN next_allowed > ? THEN next_allowed ELSE ? END"

@@ -72,6 +72,7 @@ def test_match_reports_bad_json_line() -> None:
     assert result.returncode == 1 and "<stdin>:2: not valid JSON" in result.stderr
 
 
+@pytest.mark.sqlite_only("help opens no store")
 def test_every_command_has_help() -> None:
     for command in (["run"], ["once"], ["digest"], ["demo"], ["search"], ["sources"],
                     ["rules", "check"], ["rules", "test"], ["match"]):  # fmt: skip

@@ -399,6 +399,7 @@ def test_a_broker_outage_pauses_work_with_one_line_and_it_resumes(tmp_path, farm
     assert not [line for line in text.splitlines() if "source " in line]  # it only queued
 
 
+@pytest.mark.sqlite_only("the broker under test; the store is the Redis tests' concern")
 def test_amqp_broker_carries_tasks_too(tmp_path, farm):
     require_service(*RABBITMQ, "RabbitMQ")
     sources, expected = publish(farm[:2], 6, 2, delay=0)

@@ -5,6 +5,7 @@ to full names."""
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 from dataclasses import dataclass, field
@@ -59,6 +60,7 @@ COMMON_ZIPF = 4.3  # two capitalised words this common in English are not a name
 OPENER_ZIPF = 5.0  # nor a sentence's first word this common, unless the gazetteer knows it
 WORD_NAME_ZIPF = 3.5  # an English word this common, capitalised alone, is no name (Western)
 _ACRONYM_DEF_RE = re.compile(r"\(\s*(?:the\s+)?([A-Z][A-Za-z0-9-]{1,11})\s*\)")
+_RUN_LOOK = 40  # words before a bracket looked at for its long form (longer runs are cut)
 
 
 @dataclass
@@ -280,19 +282,25 @@ def acronym_definitions(text: str) -> list[tuple[str, Span]]:
     acronym's first letter."""
     out: list[tuple[str, Span]] = []
     for number, (offset, sentence) in enumerate(sentences(text)):
+        # tokenised once: a sentence of a thousand brackets must not be read a thousand times
+        words: list[Token] | None = None
         for match in _ACRONYM_DEF_RE.finditer(sentence):
             acronym = match.group(1)
             if not is_acronym(acronym):
                 continue
-            before = tokens(sentence[: match.start()], offset)
-            run = _run_before(text, before)
+            if words is None:
+                words = tokens(sentence, offset)
+                ends = [t.end for t in words]
+            # a bracket ends every word before it: these are the words of the text before it
+            before = bisect.bisect_right(ends, offset + match.start())
+            run = _run_before(text, words[max(0, before - _RUN_LOOK) : before])
             used = al.defines(acronym, [t.text for t in run])
             if used:
                 run = run[-used:]
             elif len(run) < 2 or run[0].text[:1].upper() != acronym[0]:
                 continue
             if run:
-                out.append((acronym, Span(tuple(run), number, run[0] is before[0])))
+                out.append((acronym, Span(tuple(run), number, run[0] is words[0])))
     return out
 
 

@@ -134,10 +134,6 @@ def count(db: Path | str, statement: str) -> int:
     return int(query(db, statement) or 0)
 
 
-def stored(db: Path | str) -> int:
-    return count(db, "SELECT count(*) FROM items")
-
-
 class Database:
     """Where a run stores: a fresh SQLite file in its folder, or a fresh PostgreSQL schema
     (MONITOR_DATABASE for the processes of the run), with the server's write counters."""

@@ -45,17 +45,8 @@ if str(ROOT) not in sys.path:  # runnable without installing the package
 from monitor.match import Engine  # noqa: E402
 from monitor.models import FIELDS, Item  # noqa: E402
 from monitor.normalise import fold  # noqa: E402
-from monitor.rules import (  # noqa: E402
-    Actor,
-    ActorRef,
-    Or,
-    Rule,
-    RuleSet,
-    Term,
-    parse_query,
-    parse_term,
-    walk,
-)
+from monitor.query import ActorRef, Or, Term, parse_query, parse_term, walk  # noqa: E402
+from monitor.rules import Actor, Rule, RuleSet  # noqa: E402
 
 SEED = 20240611
 

@@ -42,7 +42,8 @@ def pack_terms(path: Path | None = None) -> list[tuple[str, bool]]:
     actors' aliases, context and exclude words, the action verbs, and every term of every
     rule (below a NOT too: the scan finds them before anything is evaluated)."""
     from monitor.packaged import pack_path
-    from monitor.rules import Term, load_rules, walk
+    from monitor.query import Term, walk
+    from monitor.rules import load_rules
 
     ruleset = load_rules(path or pack_path())
     terms: dict[tuple[str, bool], None] = {}

@@ -24,11 +24,9 @@ import ahocorasick
 from monitor.errors import RuleError
 from monitor.models import FIELDS, Evidence, Hit, Item, Relation
 from monitor.normalise import fold, fold_with_offsets
-from monitor.relations import Found, Mention, extract
-from monitor.rules import (
+from monitor.query import (
     NEGATION,
     REPORTED,
-    Actor,
     ActorRef,
     And,
     AtLeast,
@@ -37,13 +35,11 @@ from monitor.rules import (
     Not,
     Or,
     RelationRef,
-    Rule,
-    RuleSet,
     Term,
-    load_rules,
-    rule_files,
     walk,
 )
+from monitor.relations import Found, Mention, extract
+from monitor.rules import Actor, Rule, RuleSet, load_rules, rule_files
 
 log = logging.getLogger(__name__)
 _WORD_RE = re.compile(r"\w+")

@@ -13,7 +13,8 @@ import pytest
 from monitor.match import Engine, _Context, _Occ, _Positions, item_from_json
 from monitor.models import Hit, Item
 from monitor.normalise import FOLD_TABLE, fold, fold_with_offsets
-from monitor.rules import Actor, Node, Term, load_rules
+from monitor.query import Node, Term
+from monitor.rules import Actor, load_rules
 
 ROOT = Path(__file__).parents[1]
 DATA = ROOT / "tests" / "data"

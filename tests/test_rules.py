@@ -9,18 +9,8 @@ from pathlib import Path
 import pytest
 
 from monitor.errors import RuleError
-from monitor.rules import (
-    ActorRef,
-    And,
-    AtLeast,
-    Near,
-    Not,
-    Or,
-    QueryError,
-    Term,
-    load_rules,
-    parse_query,
-)
+from monitor.query import ActorRef, And, AtLeast, Near, Not, Or, QueryError, Term, parse_query
+from monitor.rules import load_rules
 
 
 def test_query_tree() -> None:

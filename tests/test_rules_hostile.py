@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from monitor.errors import RuleError
 from monitor.match import RuleWatcher
-from monitor.rules import QueryError, load_rules, parse_query
+from monitor.query import QueryError, parse_query
+from monitor.rules import load_rules
 
 GOOD = "rules:\n  - id: ok\n    query: kosovo\n"
 LAUGHS = "x0: &x0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(

@@ -31,7 +31,8 @@ from monitor.derive.spans import CODE_RE, CONNECTORS, Span, is_acronym, spans
 from monitor.match import Engine
 from monitor.models import Item
 from monitor.normalise import fold
-from monitor.rules import ActorRef, Rule, RuleSet
+from monitor.query import ActorRef
+from monitor.rules import Rule, RuleSet
 
 _LOWER_RE = re.compile(r"\b[^\W\d_]+\b")
 MAX_CHARS = 100_000  # of article text read: bounded work for any input

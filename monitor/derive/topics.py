@@ -12,7 +12,7 @@ from monitor.derive.actors import Proposal
 from monitor.derive.aliases import zipf
 from monitor.derive.spans import sentences
 from monitor.normalise import fold
-from monitor.rules import Node, Term, walk
+from monitor.query import Node, Term, walk
 
 FUNCTION_ZIPF = 5.3  # words at least this common ("the", "also", "which") end a phrase
 GENERIC_ZIPF = 4.6  # a phrase of such words only ("new government") is no topic

@@ -175,10 +175,10 @@ def peak_mb() -> tuple[float, float]:
 
 
 def run_monitor(ports: list[int], feeds: int, workers: int, host_delay: float) -> dict:
-    from monitor.config import FetchSettings, Settings
     from monitor.match import RuleWatcher
     from monitor.models import Source
     from monitor.pipeline import poll
+    from monitor.settings import FetchSettings, Settings
     from monitor.store import Store
     from monitor.workers import ParsePool
 

@@ -20,12 +20,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from monitor.config import DigestSettings  # noqa: E402
 from monitor.digest import _render, collect, render  # noqa: E402
 from monitor.mailheaders import serialise  # noqa: E402
 from monitor.match import Engine  # noqa: E402
 from monitor.models import CycleOutcome, Item, Source  # noqa: E402
 from monitor.rules import load_rules  # noqa: E402
+from monitor.settings import DigestSettings  # noqa: E402
 from monitor.store import Store  # noqa: E402
 
 NOW = datetime(2022, 11, 24, 9, 0, tzinfo=UTC)

@@ -22,11 +22,11 @@ from datetime import timedelta
 from itertools import groupby
 from pathlib import Path
 
-from monitor.config import SignalSettings
 from monitor.dedupe import Identity
 from monitor.match import Engine
 from monitor.models import CycleOutcome
 from monitor.rules import load_rules
+from monitor.settings import SignalSettings
 from monitor.signals import Detector
 from monitor.store import Store
 from monitor.stories import OPEN_WINDOW, Arrival, Assigner, entity_keys

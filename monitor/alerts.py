@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from monitor.clock import utcnow
-from monitor.config import AlertSettings, DigestSettings, Settings
 from monitor.deliver import deliver_pending, deliverer_for
 from monitor.digest import (
     PRIORITY_ORDER,
@@ -33,6 +32,7 @@ from monitor.digest import (
 )
 from monitor.models import StoredHit
 from monitor.rules import RuleSet
+from monitor.settings import AlertSettings, DigestSettings, Settings
 from monitor.signalalerts import queue_signal_alert
 from monitor.store import Store
 

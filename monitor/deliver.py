@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Protocol
 
 from monitor.clock import utcnow
-from monitor.config import Settings, SmtpSettings
 from monitor.digest import BuiltMessage, prepare, record
 from monitor.errors import DeliveryError, PermanentDeliveryError, StoreError
 from monitor.models import DigestHistory, OutboxMessage
 from monitor.rules import RuleSet
+from monitor.settings import Settings, SmtpSettings
 from monitor.store import Store
 
 log = logging.getLogger(__name__)

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from monitor.config import DigestSettings, FetchSettings, Settings
 from monitor.deliver import send_digests
 from monitor.digest import BuiltMessage
 from monitor.match import RuleWatcher
 from monitor.models import PageSelectors, Source
 from monitor.pipeline import SourceReport, poll
+from monitor.settings import DigestSettings, FetchSettings, Settings
 from monitor.store import open_store
 
 SAMPLES = Path(__file__).parent / "samples"

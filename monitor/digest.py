@@ -27,12 +27,12 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from monitor.clock import from_iso, iso, utcnow
-from monitor.config import DigestSettings, Settings, UiSettings
 from monitor.lang import expand
 from monitor.mailheaders import POLICY, header_text, serialise
 from monitor.models import Evidence, SourceStatus, StoredHit, StoryProvenance
 from monitor.provenance import summary as provenance_line
 from monitor.rules import RuleSet
+from monitor.settings import DigestSettings, Settings, UiSettings
 from monitor.signals import what_changed
 from monitor.store import AlreadyClaimed, Store
 

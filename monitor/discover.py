@@ -23,7 +23,6 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 from bs4 import BeautifulSoup, Tag
 
 from monitor.articlelinks import auto_entries
-from monitor.config import FetchSettings
 from monitor.dates import strict_page_date as parse_page_date
 from monitor.errors import FetchError, ParseError
 from monitor.fetch import Request, fetch_all
@@ -31,6 +30,7 @@ from monitor.models import AUTO, FetchResult, PageSelectors, RawEntry
 from monitor.normalise import clean_text
 from monitor.pages import entries_from_soup, page_soup
 from monitor.parse import parse_feed, parse_json_feed
+from monitor.settings import FetchSettings
 
 FEED_TYPES = {
     "application/rss+xml": "RSS",

@@ -46,10 +46,10 @@ from aiohttp.resolver import ThreadedResolver
 from protego import Protego
 from yarl import URL
 
-from monitor.config import FetchSettings
 from monitor.errors import ConfigError, FetchError
 from monitor.models import FetchResult, FetchState
 from monitor.netpolicy import AddressPolicy, AddressRefused, is_ip_literal
+from monitor.settings import FetchSettings
 
 log = logging.getLogger(__name__)
 

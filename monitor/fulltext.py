@@ -21,12 +21,12 @@ from dataclasses import dataclass, replace
 
 import trafilatura
 
-from monitor.config import FetchSettings
 from monitor.errors import FetchError
 from monitor.fetch import Politeness, Request, fetch_all
 from monitor.models import FetchResult, Item, Source
 from monitor.normalise import clean_text
 from monitor.pages import decode_html, parse_page_date
+from monitor.settings import FetchSettings
 
 log = logging.getLogger(__name__)
 

@@ -22,17 +22,12 @@ from email.utils import make_msgid
 
 from monitor.alerts import unalerted
 from monitor.clock import utcnow
-from monitor.config import (
-    DigestSettings,
-    NotifySettings,
-    Settings,
-    expand_secrets,
-    secret,
-)
+from monitor.config import expand_secrets
 from monitor.digest import PRIORITY_ORDER, BuiltMessage, Entry, collect, selects
 from monitor.errors import ConfigError, DeliveryError, PermanentDeliveryError
 from monitor.models import StoredHit
 from monitor.rules import RuleSet
+from monitor.settings import DigestSettings, NotifySettings, Settings, secret
 from monitor.store import AlreadyClaimed, Store
 
 log = logging.getLogger(__name__)

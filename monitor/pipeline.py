@@ -24,7 +24,6 @@ from urllib.parse import urlsplit
 from monitor.articlelinks import explain
 from monitor.clock import iso, utcnow
 from monitor.collector import rare_full_passes
-from monitor.config import FetchSettings, Settings
 from monitor.dedupe import Identity, Index, Known
 from monitor.errors import FetchError
 from monitor.fetch import Politeness, Request, fetch_all
@@ -34,6 +33,7 @@ from monitor.models import CycleOutcome, FetchResult, FetchState, Hit, Item, Rel
 from monitor.normalise import normalise_all
 from monitor.parse import parse
 from monitor.prepare import Prepared, actors_of, unique_with
+from monitor.settings import FetchSettings, Settings
 from monitor.store import Store
 from monitor.stories import OPEN_WINDOW, Arrival, Assigner, entity_keys
 from monitor.workers import PARALLEL_MIN, ParsePool, Read, reading

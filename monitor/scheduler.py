@@ -27,7 +27,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.alerts import queue_alert
 from monitor.clock import utcnow
-from monitor.config import DigestSettings, Settings, describe_error, load_settings
+from monitor.config import describe_error, load_settings
 from monitor.deliver import deliver_pending, deliverer_for, send_digests
 from monitor.errors import ConfigError, MonitorError, RuleError, StoreError
 from monitor.fetch import Politeness
@@ -41,6 +41,7 @@ from monitor.health import (
 from monitor.match import RuleWatcher
 from monitor.notify import queue_pushes
 from monitor.pipeline import poll, sync_config
+from monitor.settings import DigestSettings, Settings
 from monitor.signals import run_signals
 from monitor.store import InstanceLock, ServerLock, StoreLocked, instance_lock, open_store
 from monitor.store.postgres import masked

@@ -15,10 +15,10 @@ from email.utils import format_datetime, make_msgid
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from monitor.clock import utcnow
-from monitor.config import Settings
 from monitor.mailheaders import POLICY, header_text, serialise
 from monitor.models import Signal
 from monitor.rules import RuleSet
+from monitor.settings import Settings
 from monitor.signals import actor_names, describe
 from monitor.store import AlreadyClaimed, Store
 

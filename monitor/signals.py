@@ -41,9 +41,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 
-from monitor.config import DigestSettings, SignalSettings
 from monitor.models import Signal, SignalKind
 from monitor.rules import RuleSet
+from monitor.settings import DigestSettings, SignalSettings
 from monitor.store import Store
 from monitor.store.signals import ItemEvent, OutletEvent
 

@@ -8,11 +8,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from monitor.clock import iso, utcnow
-from monitor.config import Settings, parse_duration
+from monitor.config import parse_duration
 from monitor.deliver import OutboxStatus, outbox_status
 from monitor.errors import ConfigError
 from monitor.health import heartbeat_check
 from monitor.models import OutboxMessage, SourceStatus
+from monitor.settings import Settings
 from monitor.store import open_store
 
 OVERDUE_AFTER = 300  # seconds a source may stay due before the status calls it overdue

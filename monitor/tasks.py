@@ -23,12 +23,13 @@ from functools import lru_cache
 from celery import Celery, Task
 from kombu.exceptions import OperationalError
 
-from monitor.config import QueueSettings, Settings, describe_error, load_settings
+from monitor.config import describe_error, load_settings
 from monitor.errors import ConfigError, StoreError
 from monitor.fetch import Politeness
 from monitor.match import RuleWatcher
 from monitor.pipeline import poll
 from monitor.scheduler import file_stamp
+from monitor.settings import QueueSettings, Settings
 from monitor.store import Store, open_store
 
 log = logging.getLogger(__name__)

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import IO
 
 from monitor.clock import from_iso
-from monitor.config import SignalSettings
 from monitor.dedupe import Identity
 from monitor.errors import MonitorError
 from monitor.jsonl import json_records
 from monitor.match import Engine, item_from_json
 from monitor.models import CycleOutcome, Item, Signal
+from monitor.settings import SignalSettings
 from monitor.signals import Detector
 from monitor.store import Store
 from monitor.stories import OPEN_WINDOW, Arrival, Assigner, entity_keys

@@ -24,7 +24,7 @@ from aiosmtpd.controller import Controller
 from hypothesis import settings as hypothesis_settings
 
 from monitor.clock import from_iso
-from monitor.config import FetchSettings
+from monitor.settings import FetchSettings
 
 # Property tests draw the same examples on every run, so a suite that passed once passes
 # again on a clean machine; wider random searches are run by hand (HYPOTHESIS_PROFILE=explore).

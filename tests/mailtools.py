@@ -12,11 +12,12 @@ from pathlib import Path
 
 from conftest import TEST_RULES, SmtpServer, write_config
 
-from monitor.config import Settings, load_settings
+from monitor.config import load_settings
 from monitor.match import Engine
 from monitor.models import CycleOutcome, Item, Source
 from monitor.pipeline import sync_config
 from monitor.rules import load_rules
+from monitor.settings import Settings
 from monitor.store import Store
 
 T0 = datetime(2022, 11, 24, 9, 0, tzinfo=UTC)

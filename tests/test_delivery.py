@@ -25,11 +25,11 @@ from mailtools import RULES, T0, add_story, settings_for
 
 from monitor.cli import main
 from monitor.clock import utcnow
-from monitor.config import SmtpSettings
 from monitor.deliver import LEASE, SmtpDeliverer, deliver_pending, outbox_status, send_digests
 from monitor.digest import prepare, record
 from monitor.errors import DeliveryError
 from monitor.scheduler import Daemon
+from monitor.settings import SmtpSettings
 from monitor.store import Store
 
 LATER = timedelta(hours=2)  # past any backoff the first failures set

@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 from mailtools import RULES, T0, Tags, add_story, parts, settings_for
 
 from monitor.alerts import send_alerts
-from monitor.config import DigestSettings
 from monitor.digest import collect, render
 from monitor.mailheaders import HeaderInjection, header_text, serialise
 from monitor.models import Evidence, StoredHit
+from monitor.settings import DigestSettings
 from monitor.store import Store
 
 ALERTS = """

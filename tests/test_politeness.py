@@ -14,11 +14,12 @@ from datetime import UTC, datetime
 import pytest
 from conftest import FeedServer, Response, farm_limits, make_rss, settled, write_config
 
-from monitor.config import FetchSettings, load_settings
+from monitor.config import load_settings
 from monitor.errors import ConfigError, FetchError
 from monitor.fetch import Politeness, Request, fetch_all, retry_after_seconds
 from monitor.models import CycleOutcome, Source
 from monitor.pipeline import next_delay
+from monitor.settings import FetchSettings
 
 pytestmark = pytest.mark.usefixtures("both_stores")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from monitor.cli import main
-from monitor.config import (
+from monitor.settings import (
     DigestSettings,
     FetchSettings,
     NotifySettings,

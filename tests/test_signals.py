@@ -20,12 +20,13 @@ from services import database_of
 
 from monitor.alerts import queue_alert
 from monitor.cli import main
-from monitor.config import SignalSettings, describe_error, load_settings
+from monitor.config import describe_error, load_settings
 from monitor.deliver import deliver_pending, deliverer_for, send_digests
 from monitor.errors import ConfigError
 from monitor.match import Engine
 from monitor.models import Item
 from monitor.rules import load_rules
+from monitor.settings import SignalSettings
 from monitor.signals import tail
 from monitor.store import Store
 from monitor.trends import Timed, read_timeline, replay, replay_into, score

@@ -13,8 +13,9 @@ from typing import Any
 import click
 from pythonjsonlogger.json import JsonFormatter
 
-from monitor.config import Settings, config_path, load_settings
+from monitor.config import config_path, load_settings
 from monitor.errors import ConfigError, MonitorError, RuleError
+from monitor.settings import Settings
 
 log = logging.getLogger("monitor")
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from monitor.cli.common import clean_errors, optional_settings, rules_folder
-from monitor.config import FetchSettings
 from monitor.errors import MonitorError
+from monitor.settings import FetchSettings
 
 
 @click.command("derive")

@@ -11,9 +11,9 @@ from typing import Any
 import click
 
 from monitor.cli.common import clean_errors, optional_settings, rules_folder
-from monitor.config import FetchSettings
 from monitor.errors import MonitorError
 from monitor.models import Item
+from monitor.settings import FetchSettings
 
 
 @click.group()

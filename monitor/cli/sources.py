@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from monitor.cli.common import clean_errors, optional_settings, settings_of
-from monitor.config import FetchSettings
 from monitor.errors import MonitorError
+from monitor.settings import FetchSettings
 
 
 @click.group(invoke_without_command=True)

@@ -9,8 +9,9 @@ from typing import Any
 import click
 
 from monitor.cli.common import clean_errors, optional_settings, rules_folder, settings_of
-from monitor.config import SignalSettings, parse_duration
+from monitor.config import parse_duration
 from monitor.errors import MonitorError
+from monitor.settings import SignalSettings
 
 
 @click.command("trends")

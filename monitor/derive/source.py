@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from monitor.config import FetchSettings
 from monitor.errors import FetchError, MonitorError
+from monitor.settings import FetchSettings
 
 MAX_FILE_BYTES = 5 * 1024 * 1024  # an article file larger than this is not an article
 

@@ -24,7 +24,7 @@ from monitor.store.service import InstanceLock, ServerLock, ServiceTable, instan
 from monitor.store.signals import SignalTable
 
 if TYPE_CHECKING:
-    from monitor.config import Settings
+    from monitor.settings import Settings
 
 __all__ = [
     "AlreadyClaimed",

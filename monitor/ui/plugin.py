@@ -18,9 +18,9 @@ from urllib.parse import quote, unquote, urlsplit
 from datasette import hookimpl
 from datasette.utils.asgi import Response
 
-from monitor.config import secret
 from monitor.errors import MonitorError
 from monitor.models import VERDICTS
+from monitor.settings import secret
 from monitor.store import Store
 from monitor.ui.chart import mentions_svg
 

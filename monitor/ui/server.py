@@ -7,8 +7,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from monitor.config import Settings
 from monitor.errors import ConfigError
+from monitor.settings import Settings
 from monitor.store import open_store
 
 log = logging.getLogger(__name__)
